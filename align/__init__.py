@@ -1,0 +1,1 @@
+"""pref-harness: training side (data, log-probs, losses, trainer)."""

@@ -1,0 +1,386 @@
+"""The training loop, shared by every method. It knows losses only by registry name.
+
+Flow: load data -> tokenise -> reference log-probs (one pass, cached on disk, no
+reference model kept in memory) -> AdamW steps with accumulation and clipping ->
+checkpoints (model, optimiser, scheduler, RNG, data position) -> final
+``save_pretrained`` model in ``output`` with ``run.json`` and ``metrics.jsonl``.
+Runs unchanged under ``accelerate launch`` (DDP, FSDP, DeepSpeed).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+
+from align.cache import cache_root
+from align.config import TrainConfig
+from align.data import default_preference_data, load_preference_data
+from align.encoding import collate, encode_pairs, fingerprint_encoded
+from align.fingerprint import model_fingerprint
+from align.logps import concatenated_forward
+from align.losses import PairLogps, get_loss
+
+METRIC_KEYS = ("loss", "logps/chosen", "logps/rejected", "logps/chosen_mean", "logps/rejected_mean",
+               "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+
+
+def resolve_model(name: str) -> str:
+    if name == "tiny":
+        from align.tiny import default_tiny_model
+
+        return str(default_tiny_model())
+    return name
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    mp = cfg.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(mixed_precision=mp)
+
+
+def load_model(name: str, cfg: TrainConfig):
+    from transformers import AutoModelForCausalLM
+
+    # fp32 master weights; bf16 comes from autocast so optimizer state stays exact.
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    return model
+
+
+def loss_kwargs_for(fn, cfg: TrainConfig, defaults: dict) -> dict:
+    """The loss's defaults, overridden by config fields the loss actually accepts."""
+    accepted = set(inspect.signature(fn).parameters) - {"lp"}
+    kwargs = dict(defaults)
+    kwargs.update({k: v for k, v in cfg.loss_overrides().items() if k in accepted})
+    return kwargs
+
+
+# ------------------------------------------------------- reference log-probs
+@torch.no_grad()
+def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int, desc: str = "reference log-probs"):
+    """Summed log-probs of every chosen and rejected answer, in dataset order."""
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    rows = []
+    # Even split (padding repeats) so every process runs the same number of forwards: FSDP needs that.
+    with acc.split_between_processes(list(range(len(encoded))), apply_padding=True) as mine:
+        for start in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not acc.is_local_main_process):
+            idx = mine[start : start + batch_size]
+            batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
+            with acc.autocast():
+                c, r, _, _ = concatenated_forward(model, batch)
+            rows.extend(zip(idx, c.float().cpu().tolist(), r.float().cpu().tolist()))
+    rows = gather_object(rows) if acc.num_processes > 1 else rows
+    chosen = torch.zeros(len(encoded), dtype=torch.float32)
+    rejected = torch.zeros(len(encoded), dtype=torch.float32)
+    for i, c, r in rows:
+        chosen[i], rejected[i] = c, r
+    model.train(was_training)
+    return chosen, rejected
+
+
+def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_precision: str):
+    """Reference log-probs from the cache, else one pass with the reference model."""
+    key = f"{model_fingerprint(ref_name)}-{fingerprint_encoded(encoded)}-{mixed_precision}"
+    path = cache_root() / "ref_logps" / f"{key}.pt"
+    if path.exists():
+        cached = torch.load(path)
+        return cached["chosen"], cached["rejected"], key, True
+    if cfg.reference_model and cfg.reference_model != cfg.model:
+        ref_model = acc.prepare(load_model(ref_name, cfg))
+        chosen, rejected = compute_logps(ref_model, encoded, acc, pad_id, cfg.ref_batch_size)
+        del ref_model
+    else:
+        chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size)
+    if acc.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"chosen": chosen, "rejected": rejected}, tmp)
+        tmp.replace(path)
+    return chosen, rejected, key, False
+
+
+# ------------------------------------------------------------ checkpointing
+def _checkpoints(output: Path) -> list[Path]:
+    root = output / "checkpoints"
+    if not root.exists():
+        return []
+    done = [p for p in root.glob("step-*") if (p / "trainer_state.json").exists()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save_checkpoint(acc: Accelerator, output: Path, step: int, keep: int) -> None:
+    final = output / "checkpoints" / f"step-{step}"
+    tmp = output / "checkpoints" / f".tmp-step-{step}"
+    if acc.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    acc.wait_for_everyone()
+    acc.save_state(str(tmp))
+    if acc.is_main_process:
+        (tmp / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)  # a checkpoint exists only once it is complete
+        for old in _checkpoints(output)[:-keep]:
+            shutil.rmtree(old)
+    acc.wait_for_everyone()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric lines logged after the checkpoint (they are redone)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    path.write_text("".join(ln + "\n" for ln in lines))
+
+
+# ------------------------------------------------------------------ schedule
+def lr_lambda(schedule: str, warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return max(0.0, 1.0 - progress)
+
+    return f
+
+
+def step_batches(n: int, cfg: TrainConfig, epoch: int, world: int) -> list[list[list[int]]]:
+    """Dataset indices for each optimizer step of one epoch: [step][micro][pair].
+
+    The order is a seeded permutation per epoch, so a resumed run sees exactly the
+    same batches. Each micro-batch holds batch_size x world pairs; process p takes
+    every world-th pair of it.
+    """
+    g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    micro = cfg.batch_size * world
+    micros = [perm[i : i + micro] for i in range(0, n, micro)]
+    return [micros[i : i + cfg.grad_accum] for i in range(0, len(micros), cfg.grad_accum)]
+
+
+# --------------------------------------------------------------------- train
+def train(cfg: TrainConfig) -> dict:
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer
+
+    acc = make_accelerator(cfg)
+    set_seed(cfg.seed)
+    output = Path(cfg.output)
+    output.mkdir(parents=True, exist_ok=True)
+    spec = get_loss(cfg.method)
+    loss_kwargs = loss_kwargs_for(spec.fn, cfg, spec.defaults)
+
+    model_name = resolve_model(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    pad_id = tokenizer.pad_token_id
+    specs = cfg.data or default_preference_data()
+    pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid)
+    encoded, too_long = encode_pairs(tokenizer, pairs, cfg.max_length, cfg.max_prompt_length, cfg.skip_invalid)
+    if report.n_skipped or too_long:
+        acc.print(f"skipped {report.n_skipped + len(too_long)} invalid pairs (--skip-invalid)")
+
+    model = load_model(model_name, cfg)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    model, optimizer = acc.prepare(model, optimizer)
+
+    ref_chosen = ref_rejected = None
+    ref_key, ref_cached = None, False
+    if spec.needs_reference:
+        ref_name = resolve_model(cfg.reference_model) if cfg.reference_model else model_name
+        ref_chosen, ref_rejected, ref_key, ref_cached = reference_logps(
+            cfg, model, ref_name, encoded, acc, pad_id, acc.mixed_precision
+        )
+
+    world = acc.num_processes
+    steps_per_epoch = len(step_batches(len(encoded), cfg, 0, world))
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
+    warmup = int(cfg.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_schedule, warmup, total_steps))
+    acc.register_for_checkpointing(scheduler)
+
+    global_step = 0
+    metrics_path = output / "metrics.jsonl"
+    if cfg.resume and (ckpts := _checkpoints(output)):
+        acc.load_state(str(ckpts[-1]))
+        global_step = json.loads((ckpts[-1] / "trainer_state.json").read_text())["global_step"]
+        acc.print(f"resumed from {ckpts[-1]} (step {global_step})")
+        if acc.is_main_process:
+            _truncate_metrics(metrics_path, global_step)
+    elif acc.is_main_process and metrics_path.exists():
+        metrics_path.unlink()
+
+    sums = {k: 0.0 for k in METRIC_KEYS}
+    extra_sums: dict[str, float] = {}
+    n_pairs = n_tokens = 0
+    window_start = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    bar = tqdm(total=total_steps, initial=global_step, desc=f"train {cfg.method}", disable=not (cfg.progress and acc.is_local_main_process))
+    epoch_cache: dict[int, list] = {}
+    stopped_early = False
+
+    while global_step < total_steps:
+        epoch, in_epoch = divmod(global_step, steps_per_epoch)
+        if epoch not in epoch_cache:
+            epoch_cache = {epoch: step_batches(len(encoded), cfg, epoch, world)}
+        micros = epoch_cache[epoch][in_epoch]
+        mine = [m[acc.process_index :: world] for m in micros]
+        step_pairs = sum(len(m) for m in mine)
+        grad_norm = torch.tensor(0.0)
+        for j, idx in enumerate(mine):
+            batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
+            sync = j == len(mine) - 1
+            ctx = acc.no_sync(model) if not sync else _nullcontext()
+            with ctx:
+                with acc.autocast():
+                    c, r, nc, nr = concatenated_forward(model, batch)
+                lp = PairLogps(c, r, nc, nr)
+                if spec.needs_reference:
+                    lp.ref_chosen = ref_chosen[batch["index"].cpu()].to(c.device)
+                    lp.ref_rejected = ref_rejected[batch["index"].cpu()].to(c.device)
+                out = spec.fn(lp, **loss_kwargs)
+                acc.backward(out.losses.sum() / step_pairs)
+            _accumulate(sums, extra_sums, out, c, r, nc, nr)
+            n_pairs += len(idx)
+            n_tokens += int(batch["attention_mask"].sum())
+        grad_norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        global_step += 1
+        bar.update(1)
+
+        if global_step % cfg.logging_steps == 0 or global_step == total_steps:
+            row = _reduce_window(acc, sums, extra_sums, n_pairs, n_tokens, time.perf_counter() - window_start)
+            row.update(step=global_step, epoch=round(global_step / steps_per_epoch, 4),
+                       lr=scheduler.get_last_lr()[0], grad_norm=float(grad_norm))
+            if acc.is_main_process:
+                with open(metrics_path, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                    fh.flush()
+            bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
+            sums = {k: 0.0 for k in METRIC_KEYS}
+            extra_sums = {}
+            n_pairs = n_tokens = 0
+            window_start = time.perf_counter()
+
+        if cfg.stop_after_steps is not None and global_step >= cfg.stop_after_steps and global_step < total_steps:
+            save_checkpoint(acc, output, global_step, cfg.save_total_limit)
+            stopped_early = True
+            break
+        if global_step % cfg.save_steps == 0 and global_step < total_steps:
+            save_checkpoint(acc, output, global_step, cfg.save_total_limit)
+    bar.close()
+
+    run = {
+        "config": cfg.to_dict(),
+        "model_path": model_name,
+        "loss": {"name": cfg.method, "needs_reference": spec.needs_reference, **loss_kwargs},
+        "data": {"specs": specs, "n_pairs": len(encoded), "per_source": report.per_source,
+                 "n_skipped": report.n_skipped + len(too_long), "fingerprint": fingerprint_encoded(encoded)},
+        "base_model_fingerprint": model_fingerprint(model_name),
+        "reference_cache": {"key": ref_key, "reused": ref_cached} if ref_key else None,
+        "steps": global_step, "total_steps": total_steps, "world_size": world,
+        "mixed_precision": acc.mixed_precision, "versions": versions(), "completed": not stopped_early,
+    }
+    if stopped_early:
+        return run
+    save_final(acc, model, tokenizer, output, run)
+    return run
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _accumulate(sums, extra_sums, out, c, r, nc, nr) -> None:
+    c, r = c.detach().float(), r.detach().float()
+    sums["loss"] += out.losses.detach().sum().item()
+    sums["logps/chosen"] += c.sum().item()
+    sums["logps/rejected"] += r.sum().item()
+    sums["logps/chosen_mean"] += (c / nc.clamp(min=1)).sum().item()
+    sums["logps/rejected_mean"] += (r / nr.clamp(min=1)).sum().item()
+    sums["rewards/chosen"] += out.chosen_rewards.sum().item()
+    sums["rewards/rejected"] += out.rejected_rewards.sum().item()
+    sums["rewards/margins"] += (out.chosen_rewards - out.rejected_rewards).sum().item()
+    sums["rewards/accuracies"] += (out.chosen_rewards > out.rejected_rewards).float().sum().item()
+    for k, v in (out.extra or {}).items():
+        extra_sums[k] = extra_sums.get(k, 0.0) + float(v) * len(c)
+
+
+def _reduce_window(acc, sums, extra_sums, n_pairs, n_tokens, seconds) -> dict:
+    keys = list(sums) + sorted(extra_sums)
+    t = torch.tensor([sums[k] for k in sums] + [extra_sums[k] for k in sorted(extra_sums)] + [n_pairs, n_tokens],
+                     dtype=torch.float64, device=acc.device)
+    if acc.num_processes > 1:
+        t = acc.reduce(t, reduction="sum")
+    pairs, tokens = t[-2].item(), t[-1].item()
+    row = {k: t[i].item() / max(pairs, 1) for i, k in enumerate(keys)}
+    row["tokens_per_s"] = tokens / max(seconds, 1e-9)
+    return row
+
+
+def save_final(acc, model, tokenizer, output: Path, run: dict) -> None:
+    """Write the loadable model into ``output`` itself, atomically file by file."""
+    acc.wait_for_everyone()
+    state = acc.get_state_dict(model)
+    if acc.is_main_process:
+        tmp = output / ".tmp-final"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        acc.unwrap_model(model).save_pretrained(tmp, state_dict=state)
+        tokenizer.save_pretrained(tmp)
+        for f in tmp.iterdir():
+            f.replace(output / f.name)
+        tmp.rmdir()
+        write_json_atomic(output / "run.json", run)
+        try:
+            from align.plots import plot_training_curves
+
+            plot_training_curves(output / "metrics.jsonl", output / "training_curves.png", title=run["loss"]["name"])
+        except Exception as e:  # a plot must never cost a finished run
+            print(f"warning: could not plot training curves: {e}")
+    acc.wait_for_everyone()
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.replace(path)
+
+
+def versions() -> dict:
+    import accelerate
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__, "cuda": torch.version.cuda, "platform": platform.platform()}

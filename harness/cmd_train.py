@@ -1,0 +1,78 @@
+"""`harness train`: one preference-optimisation run."""
+from __future__ import annotations
+
+import argparse
+
+from harness.commands import registrar
+
+OVERRIDES = [
+    ("--beta", float, "β: how far the policy may move from the reference (DPO 0.1, DPOP 0.3, DGPO 2.5 by default)."),
+    ("--dpop-lambda", float, "DPOP λ: weight of the penalty on the chosen answer falling below the reference (default 50)."),
+    ("--lr", float, "Peak learning rate."),
+    ("--epochs", int, "Passes over the data."),
+    ("--max-steps", int, "Stop after this many optimizer steps (overrides --epochs)."),
+    ("--batch-size", int, "Pairs per micro-batch on each device."),
+    ("--grad-accum", int, "Micro-batches per optimizer step."),
+    ("--max-length", int, "Longest prompt+answer in tokens; longer pairs are truncated (see align/encoding.py)."),
+    ("--max-prompt-length", int, "Prompt tokens kept when a pair is too long (the last ones)."),
+    ("--seed", int, "Seed for data order and initialisation of anything random."),
+    ("--save-steps", int, "Checkpoint every N optimizer steps."),
+]
+
+
+def add_train_arguments(p: argparse.ArgumentParser, methods: list[str]) -> None:
+    p.add_argument("--method", required=True, choices=methods, help="Which preference loss to train with.")
+    p.add_argument("--model", default="tiny", help="Starting model: a local directory or a hub id. Default: the embedded tiny model.")
+    p.add_argument("--data", action="append", default=[], metavar="SPEC",
+                   help="Preference data: a JSONL/JSON/Parquet file, NAME=FILE to name its source, or a hub dataset id. "
+                        "Repeat for several. Default: generated arithmetic pairs.")
+    p.add_argument("--recipe", help="A recipe name (align/recipes) or YAML file with paper hyperparameters. "
+                                    "Default: 'tiny' for the tiny model, else the method's paper recipe.")
+    p.add_argument("--reference-model", help="Frozen reference model (default: the starting model).")
+    for flag, typ, text in OVERRIDES:
+        p.add_argument(flag, type=typ, help=text)
+    p.add_argument("--skip-invalid", action="store_true", help="Drop malformed pairs (and report how many) instead of stopping.")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="Trade compute for memory on big models.")
+    p.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+
+PAPER_RECIPES = {"dpo": "zephyr-dpo", "dpop": "smaug-dpop", "dgpo": "dgpo", "sdpo": "sdpo"}
+
+
+def config_from_args(args, method: str):
+    from align.config import build_config
+
+    recipe = args.recipe or ("tiny" if args.model == "tiny" else PAPER_RECIPES.get(method))
+    overrides = {k: getattr(args, k.lstrip("-").replace("-", "_")) for k, _, _ in OVERRIDES}
+    overrides = {k.lstrip("-").replace("-", "_"): v for k, v in overrides.items()}
+    return build_config(
+        recipe, method=method, model=args.model, data=args.data or None, output=args.output,
+        reference_model=args.reference_model, resume=args.resume or None, skip_invalid=args.skip_invalid or None,
+        gradient_checkpointing=args.gradient_checkpointing or None, progress=not args.no_progress, **overrides,
+    )
+
+
+def _train(args) -> int:
+    from align.data import DataError
+    from align.trainer import train
+
+    try:
+        cfg = config_from_args(args, args.method)
+        run = train(cfg)
+    except (DataError, FileNotFoundError, ValueError, KeyError) as e:
+        print(f"error: {e}")
+        return 2
+    print(f"model written to {cfg.output} ({run['steps']} steps)")
+    return 0
+
+
+@registrar
+def register(sub) -> None:
+    from align.losses import LOSSES
+
+    p = sub.add_parser("train", help="Train one preference-optimisation method.",
+                       description="Train a model with DPO, DPOP or DGPO on preference pairs.")
+    add_train_arguments(p, sorted(LOSSES))
+    p.add_argument("--output", required=True, help="Directory for the final model, metrics.jsonl, run.json and checkpoints.")
+    p.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in --output.")
+    p.set_defaults(func=_train)
