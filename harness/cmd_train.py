@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from harness.commands import registrar
 
@@ -60,7 +61,7 @@ def _train(args) -> int:
         cfg = config_from_args(args, args.method)
         run = train(cfg)
     except (DataError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"model written to {cfg.output} ({run['steps']} steps)")
     return 0
