@@ -45,7 +45,10 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     mp = cfg.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mp)
+    # accelerate only forms a CPU process group (gloo) when told it runs on CPU;
+    # otherwise `accelerate launch` on a CPU machine starts N independent runs.
+    multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(mixed_precision=mp, cpu=multi_cpu)
 
 
 def load_model(name: str, cfg: TrainConfig):

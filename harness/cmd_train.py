@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from harness.commands import registrar
@@ -63,7 +64,11 @@ def _train(args) -> int:
     except (DataError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"model written to {cfg.output} ({run['steps']} steps)")
+    if int(os.environ.get("RANK", "0")) == 0:
+        if run["completed"]:
+            print(f"model written to {cfg.output} ({run['steps']} steps)")
+        else:
+            print(f"stopped after {run['steps']} of {run['total_steps']} steps; continue with --resume")
     return 0
 
 
