@@ -140,3 +140,24 @@ def test_two_process_ddp_matches_one_process(tiny_model, prefs, tmp_path):
     # gloo's all-reduce sums in another order; Adam (lr 1e-3) turns that into ~1e-5 differences
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
     assert r.stdout.count("model written") == 1  # only the main process reports
+
+
+def test_gradient_checkpointing_gives_the_same_step(tiny_model, prefs, tmp_path):
+    train(cfg(tiny_model, prefs, tmp_path / "plain", max_steps=2))
+    train(cfg(tiny_model, prefs, tmp_path / "ckpt", max_steps=2, gradient_checkpointing=True))
+    a, b = weights(tmp_path / "plain"), weights(tmp_path / "ckpt")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_make_tiny_model_cli_on_given_text(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(f"The cat sat on mat number {i}." for i in range(200)))
+    r = run_cli("make-tiny-model", "--output", str(tmp_path / "m"), "--text", str(text), "--steps", "30")
+    assert r.returncode == 0, r.stderr[-2000:]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    info = json.loads((tmp_path / "m" / "tiny_model.json").read_text())
+    assert info["n_texts"] == 200 and info["final_loss"] < 4.0  # it learned something from the text
+    assert model.config.vocab_size == len(tok) and tok.chat_template
