@@ -25,6 +25,7 @@ from harness.generation import SamplingSettings
 from harness.judge import JsonlStore, JudgeCache, JudgeClient, JudgeConfig
 from harness.judged import common
 from harness.judged.data import DataError, find, offline, read_json
+from harness.judged.stats import fit_logistic
 
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 REFERENCE = "alpaca_eval/reference_outputs/gpt4_1106_preview.json"
@@ -101,20 +102,6 @@ def win_rate(preferences) -> dict:
             "standard_error": float(p.std(ddof=1) / np.sqrt(len(p)) * 100) if len(p) > 1 else None,
             "n_wins": int((p > 0.5).sum()), "n_wins_base": int((p < 0.5).sum()),
             "n_draws": int((p == 0.5).sum()), "n_total": int(len(p))}
-
-
-def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-6, iters: int = 100) -> np.ndarray:
-    """Weighted logistic regression with soft labels y in [0, 1], no intercept (Newton's method)."""
-    beta = np.zeros(X.shape[1])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(X @ beta)))
-        grad = X.T @ (w * (p - y)) + ridge * beta
-        hess = (X * (w * p * (1 - p))[:, None]).T @ X + ridge * np.eye(X.shape[1])
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return beta
 
 
 def _design(delta_len_std, difficulty, not_gamed) -> np.ndarray:
@@ -246,29 +233,29 @@ def annotate(client: JudgeClient, ann: dict, refs: list[dict], outputs: list[dic
 
 
 def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | None = None, *, run: dict | None = None,
-        data_dir=None, outputs_path: Path | None = None, lc_bootstrap: int = 50) -> dict:
+        data_dir=None, answers_path: Path | None = None, lc_bootstrap: int = 50) -> dict:
     started = common.now_iso()
     bench = Path(out_dir) / "alpaca_eval"
     bench.mkdir(parents=True, exist_ok=True)
     refs = load_reference(data_dir, limit)
     if generator is not None:
         run = common.run_info(generator, run)
-        outputs_path = bench / "model_outputs.json"
-        outputs = generate_outputs(generator, refs, outputs_path, run["run_id"])
+        answers_path = bench / "model_outputs.json"
+        outputs = generate_outputs(generator, refs, answers_path, run["run_id"])
     else:
-        outputs = read_json(outputs_path)[: len(refs)]
+        outputs = read_json(answers_path)[: len(refs)]
         run = run or {"run_id": common.safe_name(outputs[0]["generator"]), "method": "base", "model": outputs[0]["generator"]}
     for i, (o, r) in enumerate(zip(outputs, refs)):
         if o["instruction"] != r["instruction"]:
-            raise DataError(f"{outputs_path}: entry {i}: field 'instruction' does not match the AlpacaEval instruction")
+            raise DataError(f"{answers_path}: entry {i}: field 'instruction' does not match the AlpacaEval instruction")
     avg_len = float(np.mean([len(o["output"]) for o in outputs]))
     conventions = {"annotator": ANNOTATOR, "baseline": "gpt4_1106_preview", "n_instructions": len(refs),
-                   "model_outputs": str(outputs_path), "max_new_tokens": MAX_NEW_TOKENS, "temperature": 0.0,
+                   "model_outputs": str(answers_path), "max_new_tokens": MAX_NEW_TOKENS, "temperature": 0.0,
                    "order": "baseline/model order randomised per instruction (sha256 of the instruction)"}
     missing = judge_cfg.missing() if judge_cfg is not None else ["a judge model (--judge-model)"]
     if missing:
         reason = "not judged: missing " + "; ".join(missing)
-        print(f"alpacaeval: outputs written to {outputs_path}; {reason}", file=sys.stderr)
+        print(f"alpacaeval: outputs written to {answers_path}; {reason}", file=sys.stderr)
         return common.make_record("alpacaeval", run, generator, [common.unavailable("alpaca_eval_2", "win_rate", reason),
                                   {"task": "alpaca_eval_2", "metric": "avg_length", "value": avg_len, "n": len(outputs)}],
                                   judge={"configured": False, "missing": missing}, conventions=conventions, started_at=started)
