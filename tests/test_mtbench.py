@@ -164,3 +164,19 @@ def test_kill_and_resume_loses_nothing_and_judges_nothing_twice(fake, cfg, data_
     assert len(keys) == 20 and len(set(keys)) == 20  # nothing lost, nothing twice
     assert fake.n_requests - n0 <= 20 - before  # judged on rerun only what was missing
     assert rec["judge"]["unjudged"] == 0
+
+
+def test_cli_judges_saved_answers(fake, cfg, data_dir, tmp_path, capsys):
+    from harness.cli import main
+
+    answers = tmp_path / "a" / "cli-model.jsonl"
+    mtbench.generate_answers(ScriptedGenerator(), mtbench.load_questions(data_dir, 2), answers, "cli-model")
+    rc = main(["judge", "--benchmark", "mtbench", "--answers", str(answers), "--judge-model", "judge-model",
+               "--judge-base-url", fake.base_url, "--out", str(tmp_path / "o"), "--data-dir", str(data_dir),
+               "--limit", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0 and fake.n_requests == 4
+    rec = read_result(tmp_path / "o" / "cli-model" / "mtbench.json")
+    # question 81 turn 1 is unparseable; 82 turn 1 -> 9; both second turns -> 7
+    assert next(s for s in rec["scores"] if s["metric"] == "score_avg")["value"] == pytest.approx((9 + 7 + 7) / 3)
+    assert "score_avg" in out

@@ -18,7 +18,9 @@ def cache_key(endpoint: str, model: str, request: dict) -> str:
 
 class JudgeCache:
     def __init__(self, directory: str | Path):
-        self.store = JsonlStore(Path(directory) / "judge_cache.jsonl")
+        # no fsync: after a kill every written entry is there (the page cache survives the process); a power
+        # loss may drop the last entries, which only costs asking again. Judgment files do fsync.
+        self.store = JsonlStore(Path(directory) / "judge_cache.jsonl", fsync=False)
         self._replies = {r["key"]: r["reply"] for r in self.store.records}
 
     def __len__(self) -> int:

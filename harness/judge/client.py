@@ -181,7 +181,7 @@ class JudgeClient:
         try:
             for fut in asyncio.as_completed([one(i) for i in items]):
                 item, result = await fut
-                on_done(item, result)
+                on_done(item, result)  # a write; the fsync is group-committed off the loop (store.py)
                 bar.update(1)
         finally:
             bar.close()

@@ -229,6 +229,7 @@ def annotate(client: JudgeClient, ann: dict, refs: list[dict], outputs: list[dic
         store.append(_row(i, refs, outputs, pref, swapped, {"text": reply.text, "top_logprobs": reply.top_logprobs}))
 
     client.map(items, judge_one, on_done, desc="alpacaeval judging")
+    store.sync()
     return store
 
 

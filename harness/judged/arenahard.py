@@ -167,6 +167,7 @@ def judge(client: JudgeClient, jc: dict, questions, answers, base, path: Path, m
                       "baseline": baseline, "games": games, "tstamp": time.time()})
 
     client.map(items, judge_one, on_done, desc="arena-hard judging")
+    store.sync()
     return store
 
 

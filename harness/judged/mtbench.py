@@ -164,6 +164,7 @@ def judge_single(client: JudgeClient, questions, answers, prompts, refs, path: P
                       "judgment": reply.text, "score": parse_rating(reply.text), "turn": turn, "tstamp": time.time()})
 
     client.map(items, judge_one, on_done, desc="mt-bench judging")
+    store.sync()
     return store
 
 
@@ -202,6 +203,7 @@ def judge_pair(client: JudgeClient, questions, answers, base_answers, prompts, r
                       "turn": turn, "tstamp": time.time()})
 
     client.map(items, judge_one, on_done, desc="mt-bench pairwise")
+    store.sync()
     return store
 
 

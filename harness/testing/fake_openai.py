@@ -8,6 +8,7 @@ Faults are consumed one per request, in order: ``500``, ``("429", retry_after_s)
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -58,6 +59,11 @@ class FakeOpenAI:
             def log_message(self, *args):  # quiet
                 pass
 
+            def setup(self):
+                super().setup()
+                # headers and body go out in two writes; without NODELAY, Nagle + delayed ACK add ~40 ms
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _send(self, code: int, body: bytes, headers: dict | None = None):
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -66,6 +72,12 @@ class FakeOpenAI:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 - counters, for a server running in another process
+                if self.path.rstrip("/").endswith("/stats"):
+                    body = {"n_requests": fake.n_requests, "max_in_flight": fake.max_in_flight}
+                    return self._send(200, json.dumps(body).encode())
+                self._send(404, b'{"error": {"message": "not found"}}')
 
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
@@ -147,3 +159,11 @@ class FakeOpenAI:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
                 "model": request.get("model", "fake"), "choices": [choice], "usage": usage}
+
+
+def serve_forever(latency_s: float, conn) -> None:
+    """Entry point for running the fake in a child process (no GIL shared with the client under test):
+    sends the base URL through ``conn`` and serves until the process is terminated."""
+    fake = FakeOpenAI(latency_s=latency_s).start()
+    conn.send(fake.base_url)
+    threading.Event().wait()
