@@ -1,0 +1,45 @@
+"""Judged benchmarks (MT-Bench, AlpacaEval 2, Arena-Hard) behind one entry point.
+
+``run_judged_benchmark(name, generator, judge_cfg, out_dir, limit=None)`` generates answers through
+a ``harness.generation.Generator``, judges them with an OpenAI-compatible judge and writes one
+schema-checked result file. Without a configured judge it still generates and saves the answers and
+returns a record whose scores are null with the reason (what exactly is missing).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+BENCHMARKS = ("mtbench", "alpacaeval", "arenahard")
+
+
+def _module(name: str):
+    key = name.lower().replace("-", "").replace("_", "")
+    if key in ("mtbench",):
+        from harness.judged import mtbench as m
+    elif key in ("alpacaeval", "alpacaeval2"):
+        from harness.judged import alpacaeval as m
+    elif key in ("arenahard", "arenahardv01", "arenahardv20", "arenahardv2"):
+        from harness.judged import arenahard as m
+    else:
+        raise ValueError(f"unknown judged benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    return m
+
+
+def run_judged_benchmark(name: str, generator, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
+                         run: dict | None = None, results_dir: str | Path | None = None, **options) -> dict:
+    """Run one judged benchmark end to end and write its result with ``write_result``.
+
+    ``generator``: a Generator (or None with ``answers_path=`` to judge saved answers).
+    ``judge_cfg``: a ``harness.judge.JudgeConfig`` or None (answers only).
+    ``options``: benchmark-specific (``data_dir``, ``mode``/``baseline_answers`` for MT-Bench,
+    ``version`` for Arena-Hard, ``bootstrap_rounds``...).
+    Returns the record (also written to ``results/<run_id>/<benchmark>.json``).
+    """
+    from harness.results import write_result
+
+    key = name.lower().replace("-", "").replace("_", "")
+    if key in ("arenahardv20", "arenahardv2"):
+        options.setdefault("version", "v2.0")
+    record = _module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)
+    write_result(results_dir or out_dir, record)
+    return record

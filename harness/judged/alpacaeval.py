@@ -1,0 +1,291 @@
+"""AlpacaEval 2: 805 instructions judged against gpt4_1106_preview by the ``weighted_alpaca_eval_gpt4_turbo``
+annotator. The annotator's config and prompt template are read at run time from the data directory; the judge
+is asked for the log-probabilities of the two model identifiers and the weighted preference is computed from
+them (alpaca_eval's logprob parser: preference = 2 - P(first shown)). Win rate = mean(preference - 1) x 100.
+
+Length-controlled win rate: alpaca_eval's ``length_controlled_v1`` GLM (logistic regression of the
+preference on tanh(std-normalised length difference), instruction difficulty and a not-gamed-baseline
+indicator, regularised towards the gamed baselines), predicted with the length difference set to 0. It needs
+``df_gamed.csv`` from the hub dataset tatsu-lab/alpaca_eval (or a local copy in the data dir); without it the
+LC value is null with the reason. The GLM is fitted here (numpy); alpaca_eval's own fit is used when the
+package is importable and online.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from harness.generation import SamplingSettings
+from harness.judge import JsonlStore, JudgeCache, JudgeClient, JudgeConfig
+from harness.judged import common
+from harness.judged.data import DataError, find, offline, read_json
+from harness.judged.stats import fit_logistic
+
+ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
+REFERENCE = "alpaca_eval/reference_outputs/gpt4_1106_preview.json"
+MAX_NEW_TOKENS = 2048
+LAMBDA_GAMED = 0.2  # length_controlled_v1: weight of the gamed baselines (split over two)
+
+
+# ---------- data ----------
+def load_reference(data_dir=None, limit: int | None = None) -> list[dict]:
+    path = find(REFERENCE, data_dir)
+    rows = read_json(path)
+    for i, r in enumerate(rows):
+        for f in ("instruction", "output", "generator"):
+            if f not in r:
+                raise DataError(f"{path}: entry {i}: missing field '{f}'")
+    return rows[:limit] if limit else rows
+
+
+def load_annotator(data_dir=None) -> dict:
+    import yaml
+
+    cfg_path = find(f"alpaca_eval/{ANNOTATOR}/configs.yaml", data_dir)
+    cfg = yaml.safe_load(cfg_path.read_text())[ANNOTATOR]
+    # upstream points into a sibling folder; the data dir keeps the template beside the config
+    tpl_name = Path(cfg["prompt_template"]).name
+    tpl_path = cfg_path.parent / tpl_name
+    if not tpl_path.exists():
+        tpl_path = find(f"alpaca_eval/{ANNOTATOR}/{tpl_name}", data_dir)
+    parser = cfg.get("completion_parser_kwargs", {})
+    if cfg.get("fn_completion_parser") != "logprob_parser":
+        raise DataError(f"{cfg_path}: field 'fn_completion_parser': only logprob_parser is supported")
+    kwargs = dict(cfg.get("completions_kwargs", {}))
+    kwargs.pop("model_name", None)  # the judge model is ours to choose
+    return {"template": tpl_path.read_text(encoding="utf-8"), "completions_kwargs": kwargs,
+            "numerator": parser["numerator_token"], "denominators": list(parser["denominator_tokens"]),
+            "upstream_judge": cfg.get("completions_kwargs", {}).get("model_name"), "config": str(cfg_path)}
+
+
+# ---------- prompt and parse ----------
+def fill(template: str, **values: str) -> str:
+    """Replace ``{name}`` placeholders in one pass (the template also has literal braces; an output
+    containing ``{output_2}`` must stay as it is)."""
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def chatml_messages(prompt: str) -> list[dict]:
+    """The annotator template is ChatML text; the chat endpoint wants messages."""
+    blocks = re.findall(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>|\Z)", prompt, flags=re.S)
+    if not blocks:
+        return [{"role": "user", "content": prompt.strip()}]
+    return [{"role": role, "content": text.strip()} for role, text in blocks]
+
+
+def is_swapped(instruction: str) -> bool:
+    """Shown order of (baseline, model), fixed per instruction so reruns hit the cache."""
+    return hashlib.sha256(instruction.encode("utf-8")).digest()[0] % 2 == 1
+
+
+def shown_preference(top_logprobs, numerator: str, denominators: list[str]) -> float | None:
+    """alpaca_eval's logprob parser: 2 - P(numerator | denominators); None when no label is among the top."""
+    lp = {t: l for t, l in (top_logprobs or []) if t in set(denominators) | {numerator}}
+    if not lp:
+        return None
+    den = np.logaddexp.reduce([lp.get(t, -math.inf) for t in denominators])
+    return float(2 - math.exp(lp.get(numerator, -math.inf) - den))
+
+
+# ---------- metrics ----------
+def win_rate(preferences) -> dict:
+    """alpaca_eval's head-to-head summary of preferences in [1, 2] (2: the model wins; 0 means a draw)."""
+    p = np.array([1.5 if x == 0 else x for x in preferences if x is not None and not np.isnan(x)], dtype=float)
+    p = p[(p >= 1) & (p <= 2)] - 1
+    return {"win_rate": float(p.mean() * 100) if len(p) else None,
+            "standard_error": float(p.std(ddof=1) / np.sqrt(len(p)) * 100) if len(p) > 1 else None,
+            "n_wins": int((p > 0.5).sum()), "n_wins_base": int((p < 0.5).sum()),
+            "n_draws": int((p == 0.5).sum()), "n_total": int(len(p))}
+
+
+def _design(delta_len_std, difficulty, not_gamed) -> np.ndarray:
+    return np.column_stack([np.tanh(delta_len_std), difficulty, not_gamed.astype(float)])
+
+
+def lc_win_rate(annotations: list[dict], df_gamed, n_bootstrap: int = 50, seed: int = 0) -> dict:
+    """length_controlled_v1 fitted with numpy. ``annotations``: rows with index, output_1 (baseline),
+    output_2 (model), preference in [1, 2]. ``df_gamed``: DataFrame from df_gamed.csv."""
+    rows = [a for a in annotations if a.get("preference") is not None]
+    idx = np.array([a["index"] for a in rows])
+    diff = np.array([len(a["output_1"]) - len(a["output_2"]) for a in rows], dtype=float)
+    std = diff / diff.std(ddof=1)  # pandas .std(): ddof=1
+    y = np.array([1.5 if a["preference"] == 0 else a["preference"] for a in rows], dtype=float) - 1
+    difficulty_of = df_gamed.drop_duplicates("index").set_index("index")["instruction_difficulty"]
+    diffc = difficulty_of.reindex(idx).to_numpy(dtype=float)
+    if np.isnan(diffc).any():
+        raise DataError("df_gamed.csv: field 'instruction_difficulty' missing for some instruction indices")
+    Xg = _design(df_gamed["std_delta_len"].to_numpy(float), df_gamed["instruction_difficulty"].to_numpy(float),
+                 df_gamed["not_gamed_baseline"].astype(bool).to_numpy())
+    yg = df_gamed["preference"].to_numpy(float)
+    wg = np.where(df_gamed["not_gamed_baseline"].astype(bool), 1.0, LAMBDA_GAMED / 2)
+    Xm = _design(std, diffc, np.ones(len(rows), bool))
+    Xtest = _design(np.zeros(len(rows)), diffc, np.ones(len(rows), bool))
+
+    def lc(sel):
+        beta = fit_logistic(np.vstack([Xg, Xm[sel]]), np.concatenate([yg, y[sel]]), np.concatenate([wg, np.ones(len(sel))]))
+        return float((1 / (1 + np.exp(-(Xtest[sel] @ beta)))).mean() * 100), beta
+
+    value, beta = lc(np.arange(len(rows)))
+    rng = np.random.default_rng(seed)
+    boots = [lc(rng.integers(0, len(rows), len(rows)))[0] for _ in range(n_bootstrap)]
+    return {"length_controlled_winrate": value, "lc_standard_error": float(np.std(boots, ddof=1)) if n_bootstrap > 1 else None,
+            "weights": dict(zip(["np.tanh(std_delta_len)", "instruction_difficulty", "not_gamed_baseline.astype(float)"],
+                                map(float, beta))), "implementation": "pref-harness numpy GLM (bootstrap SE)"}
+
+
+def load_df_gamed(data_dir=None):
+    import pandas as pd
+
+    path = find("alpaca_eval/df_gamed.csv", data_dir, required=False)
+    if path is None:
+        return None, ("df_gamed.csv (instruction difficulty + gamed baselines) is not available: "
+                      "put it in $HARNESS_DATA_DIR/alpaca_eval/ or run online (hub dataset tatsu-lab/alpaca_eval)")
+    df = pd.read_csv(path)
+    for f in ("index", "instruction_difficulty", "preference", "std_delta_len", "not_gamed_baseline"):
+        if f not in df.columns:
+            raise DataError(f"{path}: missing column '{f}'")
+    return df, None
+
+
+def _lc_with_alpaca_eval(annotations: list[dict]) -> dict | None:
+    """alpaca_eval's own LC (it downloads its inputs from the hub), if the package imports and we're online."""
+    if offline():
+        return None
+    try:
+        import pandas as pd
+        from alpaca_eval.metrics.glm_winrate import get_length_controlled_winrate
+    except Exception:  # noqa: BLE001 - optional extra; any import failure means "not available"
+        return None
+    df = pd.DataFrame([a for a in annotations if a.get("preference") is not None]).set_index("index", drop=False)
+    out = get_length_controlled_winrate(df, save_weights_dir=None)
+    return {"length_controlled_winrate": float(out["length_controlled_winrate"]), "lc_standard_error": None,
+            "implementation": "alpaca_eval.metrics.glm_winrate"}
+
+
+# ---------- generation and judging ----------
+def generate_outputs(generator, refs: list[dict], path: Path, model_name: str, chunk: int = 32) -> list[dict]:
+    """model_outputs.json in alpaca_eval's format; resumable through a JSONL beside it."""
+    partial = JsonlStore(path.with_suffix(".partial.jsonl"))
+    done = {r["index"] for r in partial.records}
+    todo = [i for i in range(len(refs)) if i not in done]
+    convs = [[{"role": "user", "content": refs[i]["instruction"]}] for i in todo]
+
+    def on_chunk(start, gens):
+        for i, g in zip(todo[start:start + len(gens)], gens):
+            partial.append({"index": i, "output": g.text, "n_tokens": g.n_tokens})
+
+    common.generate_chunked(generator, convs, SamplingSettings(max_new_tokens=MAX_NEW_TOKENS, temperature=0.0),
+                            chunk, on_chunk, "alpacaeval answers")
+    by_idx = {r["index"]: r for r in partial.records}
+    outputs = [{"instruction": r["instruction"], "output": by_idx[i]["output"], "generator": model_name,
+                "dataset": r.get("dataset")} for i, r in enumerate(refs) if i in by_idx]
+    _write_json(path, outputs)
+    return outputs
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _row(i, refs, outputs, pref, swapped, raw) -> dict:
+    return {"index": i, "instruction": refs[i]["instruction"], "output_1": refs[i]["output"],
+            "generator_1": refs[i]["generator"], "output_2": outputs[i]["output"],
+            "generator_2": outputs[i]["generator"], "dataset": refs[i].get("dataset"),
+            "annotator": ANNOTATOR, "preference": pref, "is_swapped": swapped, "raw_completion": raw}
+
+
+def annotate(client: JudgeClient, ann: dict, refs: list[dict], outputs: list[dict], path: Path) -> JsonlStore:
+    store = JsonlStore(path)
+    done = {r["index"] for r in store.records}
+    items = [i for i in range(len(outputs)) if i not in done]
+    for i in [i for i in items if outputs[i]["output"] == refs[i]["output"]]:
+        # identical outputs are a draw without asking the judge, as alpaca_eval does
+        store.append(_row(i, refs, outputs, 1.5, False, None))
+        items.remove(i)
+
+    def request(i):
+        base, model = refs[i]["output"], outputs[i]["output"]
+        first, second = (model, base) if is_swapped(refs[i]["instruction"]) else (base, model)
+        prompt = fill(ann["template"], instruction=refs[i]["instruction"], output_1=first, output_2=second)
+        return {"messages": chatml_messages(prompt), **ann["completions_kwargs"]}
+
+    async def judge_one(cl, i):
+        return await cl.complete(request(i))
+
+    def on_done(i, reply):
+        if reply.error:
+            return
+        shown = shown_preference(reply.top_logprobs, ann["numerator"], ann["denominators"])
+        swapped = is_swapped(refs[i]["instruction"])
+        pref = None if shown is None else (3 - shown if swapped else shown)
+        store.append(_row(i, refs, outputs, pref, swapped, {"text": reply.text, "top_logprobs": reply.top_logprobs}))
+
+    client.map(items, judge_one, on_done, desc="alpacaeval judging")
+    store.sync()
+    return store
+
+
+def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | None = None, *, run: dict | None = None,
+        data_dir=None, answers_path: Path | None = None, lc_bootstrap: int = 50) -> dict:
+    started = common.now_iso()
+    bench = Path(out_dir) / "alpaca_eval"
+    bench.mkdir(parents=True, exist_ok=True)
+    refs = load_reference(data_dir, limit)
+    if generator is not None:
+        run = common.run_info(generator, run)
+        answers_path = bench / "model_outputs.json"
+        outputs = generate_outputs(generator, refs, answers_path, run["run_id"])
+    else:
+        outputs = read_json(answers_path)[: len(refs)]
+        run = run or {"run_id": common.safe_name(outputs[0]["generator"]), "method": "base", "model": outputs[0]["generator"]}
+    for i, (o, r) in enumerate(zip(outputs, refs)):
+        if o["instruction"] != r["instruction"]:
+            raise DataError(f"{answers_path}: entry {i}: field 'instruction' does not match the AlpacaEval instruction")
+    avg_len = float(np.mean([len(o["output"]) for o in outputs]))
+    conventions = {"annotator": ANNOTATOR, "baseline": "gpt4_1106_preview", "n_instructions": len(refs),
+                   "model_outputs": str(answers_path), "max_new_tokens": MAX_NEW_TOKENS, "temperature": 0.0,
+                   "order": "baseline/model order randomised per instruction (sha256 of the instruction)"}
+    missing = judge_cfg.missing() if judge_cfg is not None else ["a judge model (--judge-model)"]
+    if missing:
+        reason = "not judged: missing " + "; ".join(missing)
+        print(f"alpacaeval: outputs written to {answers_path}; {reason}", file=sys.stderr)
+        return common.make_record("alpacaeval", run, generator, [common.unavailable("alpaca_eval_2", "win_rate", reason),
+                                  {"task": "alpaca_eval_2", "metric": "avg_length", "value": avg_len, "n": len(outputs)}],
+                                  judge={"configured": False, "missing": missing}, conventions=conventions, started_at=started)
+    ann = load_annotator(data_dir)
+    judge_cfg.cache_dir = judge_cfg.cache_dir or str(Path(out_dir) / "judge_cache")
+    client = JudgeClient(judge_cfg, JudgeCache(judge_cfg.cache_dir))
+    path = bench / f"annotations_{common.safe_name(judge_cfg.model)}.jsonl"
+    store = annotate(client, ann, refs, outputs, path)
+    rows = sorted((r for r in store.records if r["index"] < len(refs)), key=lambda r: r["index"])
+    unparseable = sum(r["preference"] is None for r in rows)
+    _write_json(bench / "annotations.json", rows)
+    wr = win_rate([r["preference"] for r in rows])
+    scores = [{"task": "alpaca_eval_2", "metric": "win_rate", "value": wr["win_rate"], "stderr": wr["standard_error"],
+               "n": wr["n_total"]},
+              {"task": "alpaca_eval_2", "metric": "avg_length", "value": avg_len, "n": len(outputs)}]
+    lc = _lc_with_alpaca_eval(rows)
+    if lc is None:
+        df_gamed, why = load_df_gamed(data_dir)
+        lc = lc_win_rate(rows, df_gamed, lc_bootstrap) if df_gamed is not None and wr["n_total"] > 2 else None
+        why = why or ("too few annotations for the GLM" if lc is None else None)
+    if lc is not None:
+        scores.insert(1, {"task": "alpaca_eval_2", "metric": "length_controlled_win_rate",
+                          "value": lc["length_controlled_winrate"], "stderr": lc["lc_standard_error"], "n": wr["n_total"]})
+        conventions["length_control"] = {k: v for k, v in lc.items() if k not in ("length_controlled_winrate", "lc_standard_error")}
+    else:
+        scores.insert(1, common.unavailable("alpaca_eval_2", "length_controlled_win_rate", why))
+    judge_info = {**judge_cfg.describe(), "configured": True, **client.stats.to_json(), "unparseable": unparseable,
+                  "unjudged": len(refs) - len(rows), "annotations": str(path), "upstream_judge": ann["upstream_judge"],
+                  "request": ann["completions_kwargs"], **{k: wr[k] for k in ("n_wins", "n_wins_base", "n_draws")}}
+    print(f"alpacaeval: {client.stats.summary()}; {unparseable} unparseable verdicts", file=sys.stderr)
+    return common.make_record("alpacaeval", run, generator, scores, judge=judge_info, conventions=conventions,
+                              started_at=started, raw_output=str(bench / "annotations.json"))

@@ -1,0 +1,1 @@
+"""Test helpers that tests and benchmarks share (no test-only dependencies)."""
