@@ -130,7 +130,8 @@ def encode(model: Path, data: Path, lengths: dict):
 
     tok = AutoTokenizer.from_pretrained(str(model))
     pairs, _ = load_preference_data([str(data)])
-    encoded, _ = encode_pairs(tok, pairs, lengths["max_length"], lengths["max_prompt_length"])
+    # Same skipping as the trainer with skip_invalid: prompts longer than max_length are dropped.
+    encoded, _ = encode_pairs(tok, pairs, lengths["max_length"], lengths["max_prompt_length"], skip_invalid=True)
     return encoded, tok.pad_token_id
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import common  # noqa: E402
 from likelihood_displacement import COLORS, TRAIN, summary  # noqa: E402
 
-HH_TRAIN = {**TRAIN, **common.HH_LENGTHS, "epochs": 2}  # 128 pairs: two passes give 32 steps, like GSM8K's 256 x 1
+HH_TRAIN = {**TRAIN, **common.HH_LENGTHS, "epochs": 2, "skip_invalid": True}  # ~128 pairs x 2 passes ~ 32 steps; prompts over max_length dropped
 METHODS = {"dpo": dict(method="dpo", beta=0.3), "dgpo": dict(method="dgpo")}
 
 
