@@ -155,7 +155,14 @@ def model_logps(cfg: TrainConfig, model_path: str, encoded, pad_id: int, cache_d
 
 
 # ------------------------------------------------------------------ outputs
+def _is_main() -> bool:
+    """Under ``accelerate launch`` only rank 0 writes the shared sDPO files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _write_json(path: Path, obj) -> None:
+    if not _is_main():
+        return
     text = json.dumps(obj, indent=2, default=str)
     # Keep index lists on one line: the file stays readable with thousands of pairs.
     text = re.sub(r"\[\s+(-?\d+(?:,\s+-?\d+)*)\s+\]", lambda m: "[" + ", ".join(m.group(1).split(",\n")).replace(" ", "").replace(",", ", ") + "]", text)
@@ -166,6 +173,8 @@ def _write_json(path: Path, obj) -> None:
 
 def _merge_metrics(output: Path, n_steps: int) -> None:
     """One metrics.jsonl across all sDPO steps: ``step`` is global, ``sdpo_step`` says which."""
+    if not _is_main():
+        return
     rows, offset = [], 0
     for t in range(1, n_steps + 1):
         path = output / f"step-{t}" / "metrics.jsonl"
@@ -182,6 +191,8 @@ def _merge_metrics(output: Path, n_steps: int) -> None:
 
 def _publish_final(output: Path, step_dir: Path) -> None:
     """Copy M_T's model and tokenizer files into ``output`` itself, each file atomically."""
+    if not _is_main():
+        return
     for f in sorted(step_dir.iterdir()):
         if f.is_file() and f.name not in _STEP_FILES_NOT_COPIED and not f.name.startswith("."):
             tmp = output / f".{f.name}.tmp{os.getpid()}"
@@ -199,7 +210,7 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
     """Run sDPO; returns the summary also written to ``sdpo.json``."""
     from transformers import AutoTokenizer
 
-    from align.trainer import resolve_model, train
+    from align.trainer import make_accelerator, resolve_model, train
 
     spec = get_loss(loss)
     if partition not in PARTITIONS:
@@ -227,9 +238,11 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
         if changed:
             raise ValueError(f"{state_path}: cannot resume, the run's {', '.join(changed)} changed")
     else:
-        for old in output.glob("step-*"):
-            if old.is_dir():
-                shutil.rmtree(old)  # a fresh run: stale steps from an earlier run would mislead
+        if _is_main():
+            for old in output.glob("step-*"):
+                if old.is_dir():
+                    shutil.rmtree(old)  # a fresh run: stale steps from an earlier run would mislead
+        make_accelerator(cfg).wait_for_everyone()
         chosen0, rejected0 = model_logps(cfg, base, encoded, tokenizer.pad_token_id, cache_dir)
         chunks = partition_pairs([p.source for p in pairs], chosen0 - rejected0, partition, steps, cfg.seed)
         for c in chunks:
@@ -286,7 +299,8 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
     try:
         from align.plots import plot_training_curves
 
-        plot_training_curves(output / "metrics.jsonl", output / "training_curves.png", title=f"sDPO ({loss}, {partition})")
+        if _is_main():
+            plot_training_curves(output / "metrics.jsonl", output / "training_curves.png", title=f"sDPO ({loss}, {partition})")
     except Exception as e:  # a plot must never cost a finished run
         print(f"warning: could not plot training curves: {e}")
     return state
