@@ -81,7 +81,8 @@ def _read_rows(path: Path):
         for i, row in enumerate(data, start=1):
             yield i, row  # for a JSON array, "line" is the 1-based record index
         return
-    for i, line in enumerate(text.splitlines(), start=1):
+    # JSONL lines end at "\n" only: splitlines() would also cut at U+2028 inside strings.
+    for i, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

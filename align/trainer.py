@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from accelerate.utils import gather_object, set_seed
 
 from align.cache import cache_root
 from align.config import TrainConfig
-from align.data import default_preference_data, load_preference_data
+from align.data import LoadReport, default_preference_data, load_preference_data
 from align.encoding import collate, encode_pairs, fingerprint_encoded
 from align.fingerprint import model_fingerprint
 from align.logps import concatenated_forward
@@ -181,7 +182,9 @@ def step_batches(n: int, cfg: TrainConfig, epoch: int, world: int) -> list[list[
 
 
 # --------------------------------------------------------------------- train
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
+    """Train per ``cfg``. ``pairs`` (already loaded PreferencePairs) replaces loading
+    ``cfg.data``: wrappers such as sDPO train on a chosen subset this way."""
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
@@ -198,7 +201,10 @@ def train(cfg: TrainConfig) -> dict:
         tokenizer.pad_token = tokenizer.eos_token
     pad_id = tokenizer.pad_token_id
     specs = cfg.data or default_preference_data()
-    pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid)
+    if pairs is None:
+        pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid)
+    else:
+        report = LoadReport(n_loaded=len(pairs), per_source=dict(Counter(p.source for p in pairs)))
     encoded, too_long = encode_pairs(tokenizer, pairs, cfg.max_length, cfg.max_prompt_length, cfg.skip_invalid)
     if report.n_skipped or too_long:
         acc.print(f"skipped {report.n_skipped + len(too_long)} invalid pairs (--skip-invalid)")

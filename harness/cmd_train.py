@@ -59,6 +59,8 @@ def _train(args) -> int:
     from align.trainer import train
 
     try:
+        if args.method == "sdpo":
+            return _train_sdpo(args)
         cfg = config_from_args(args, args.method)
         run = train(cfg)
     except (DataError, FileNotFoundError, ValueError, KeyError) as e:
@@ -72,13 +74,35 @@ def _train(args) -> int:
     return 0
 
 
+def _train_sdpo(args) -> int:
+    from align.sdpo import format_gamma_table, train_sdpo
+
+    # The sDPO recipe is DPO-based; another inner loss keeps its own paper recipe.
+    method = "sdpo" if args.sdpo_loss == "dpo" else args.sdpo_loss
+    cfg = config_from_args(args, method)
+    state = train_sdpo(cfg, loss=args.sdpo_loss, steps=args.sdpo_steps, partition=args.sdpo_partition)
+    if not state["completed"]:
+        print(f"sDPO stopped before the end; continue with --resume ({cfg.output}/sdpo.json)")
+        return 0
+    print(format_gamma_table(state))
+    print(f"sDPO: {len(state['chunks'])} steps; final model written to {cfg.output} (steps in {cfg.output}/step-*)")
+    return 0
+
+
 @registrar
 def register(sub) -> None:
     from align.losses import LOSSES
 
     p = sub.add_parser("train", help="Train one preference-optimisation method.",
-                       description="Train a model with DPO, DPOP or DGPO on preference pairs.")
-    add_train_arguments(p, sorted(LOSSES))
+                       description="Train a model with DPO, DPOP or DGPO on preference pairs, or stepwise (sDPO) with one of them.")
+    add_train_arguments(p, sorted(LOSSES) + ["sdpo"])
+    g = p.add_argument_group("sDPO (--method sdpo)")
+    g.add_argument("--sdpo-loss", default="dpo", choices=sorted(LOSSES), help="Loss of every sDPO step (default dpo).")
+    g.add_argument("--sdpo-steps", type=int, help="Number of steps T. Several data sources: one step per source. "
+                                                  "One source: T chunks (default 2).")
+    g.add_argument("--sdpo-partition", default="easy-to-hard", choices=["easy-to-hard", "random", "given"],
+                   help="easy-to-hard: chunks ordered by the base model's reward accuracy (the paper's default); "
+                        "random: the paper's ablation; given: the order the data was supplied in.")
     p.add_argument("--output", required=True, help="Directory for the final model, metrics.jsonl, run.json and checkpoints.")
     p.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in --output.")
     p.set_defaults(func=_train)

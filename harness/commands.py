@@ -12,3 +12,4 @@ def registrar(fn):
 # Import modules that define subcommands, so they register.
 from harness import cmd_train  # noqa: E402,F401
 from harness import cmd_judge  # noqa: E402,F401
+from harness import cmd_data  # noqa: E402,F401
