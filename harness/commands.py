@@ -11,3 +11,4 @@ def registrar(fn):
 
 # Import modules that define subcommands, so they register.
 from harness import cmd_train  # noqa: E402,F401
+from harness import cmd_eval, cmd_leaderboard, cmd_train_and_eval  # noqa: E402,F401

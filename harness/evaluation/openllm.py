@@ -43,11 +43,17 @@ def task_score(results: dict, n_samples: dict, n_shot: dict, spec, task: str | N
     key = f"{spec.metric},{spec.filter}"
     row = results.get(task, {})
     value = number(row.get(key))
+    if value is not None:
+        why = None
+    elif key in row:  # e.g. NaN: MC2 probabilities of a weak model underflow to 0/0
+        why = f"lm-eval returned {row[key]!r} for '{key}' on {task}"
+    else:
+        why = f"lm-eval reported no '{key}' for {task}"
     return {
         "task": task, "metric": spec.metric, "value": value,
         "stderr": number(row.get(f"{spec.metric}_stderr,{spec.filter}")),
         "n": (n_samples.get(task) or {}).get("effective"), "shots": n_shot.get(task, spec.shots),
-        "unavailable": None if value is not None else f"lm-eval reported no '{key}' for {task}",
+        "unavailable": why,
     }
 
 
@@ -130,11 +136,13 @@ def run_openllm(req: EvalRequest) -> BenchmarkOutput:
     return BenchmarkOutput(scores=scores, conventions=conventions, backend=backend, raw=_raw(out))
 
 
-def default_data_dir() -> str | None:
-    """Local data when the hub is off (or HARNESS_DATA_DIR is set and the hub is off)."""
+def default_data_dir(prefer_local: bool = False) -> str | None:
+    """Local data ($HARNESS_DATA_DIR, else ../shared/data) when the hub is off or ``prefer_local``; else None (hub)."""
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    if not (offline or prefer_local):
+        return None
     d = os.environ.get("HARNESS_DATA_DIR")
-    if offline and not d:
+    if not d:
         candidate = Path(__file__).resolve().parents[2].parent / "shared" / "data"
         d = str(candidate) if candidate.is_dir() else None
-    return d if offline else None
+    return d
