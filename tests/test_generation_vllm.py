@@ -18,5 +18,5 @@ def test_vllm_greedy_matches_hf(tmp_path_factory):
     vl = get_generator("vllm", str(model), dtype="float32", max_model_len=256, enforce_eager=True,
                        progress=False).generate(convs, s)
     assert [g.text for g in vl] == [g.text for g in hf]
-    assert [g.n_tokens for g in vl] == [g.n_tokens + 1 if g.finish_reason == "stop" else g.n_tokens for g in hf] or \
-        [g.n_tokens for g in vl] == [g.n_tokens for g in hf]
+    # vLLM may count the end-of-turn token in its token ids; the hf backend does not.
+    assert all(v.n_tokens - h.n_tokens in (0, 1) for v, h in zip(vl, hf))
