@@ -13,3 +13,4 @@ def registrar(fn):
 from harness import cmd_train  # noqa: E402,F401
 from harness import cmd_judge  # noqa: E402,F401
 from harness import cmd_data  # noqa: E402,F401
+from harness import cmd_eval, cmd_leaderboard, cmd_train_and_eval  # noqa: E402,F401

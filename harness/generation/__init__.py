@@ -40,3 +40,23 @@ class Generator(Protocol):
 
     def generate(self, conversations: list[list[Message]], sampling: SamplingSettings) -> list[Generation]:
         ...
+
+
+BACKENDS = {"hf": "harness.generation.hf:HFGenerator", "vllm": "harness.generation.vllm_backend:VLLMGenerator",
+            "openai": "harness.generation.openai_backend:OpenAIGenerator"}
+
+
+def get_generator(backend: str, model: str, **options) -> Generator:
+    """Build a backend by name; options go to its constructor (batch_size, tensor_parallel_size, base_url, ...)."""
+    import importlib
+
+    if backend not in BACKENDS:
+        raise KeyError(f"unknown generation backend '{backend}'; known: {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[backend].split(":")
+    return getattr(importlib.import_module(module), cls)(model, **options)
+
+
+def apply_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string; True when one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

@@ -1,0 +1,63 @@
+"""Benchmarks behind one small interface: name -> callable(EvalRequest) -> BenchmarkOutput.
+
+Built-in: ``openllm`` (Open LLM Leaderboard v1 through lm-eval). Judged benchmarks
+(mtbench, alpacaeval, arenahard) plug in by decorating a function with
+``@register_benchmark("name")`` in a module listed in ``BENCHMARK_MODULES``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+BENCHMARK_MODULES = ["harness.evaluation.openllm"]
+
+
+@dataclass
+class EvalRequest:
+    model: str  # local path or hub id of the checkpoint to evaluate
+    backend: str = "hf"  # hf | vllm | openai
+    backend_options: dict = field(default_factory=dict)  # batch_size, device, tensor_parallel_size, base_url, ...
+    limit: int | None = None  # documents per task: smoke runs only
+    tasks: list[str] | None = None  # subset of the benchmark's tasks
+    data_dir: str | None = None  # local benchmark data (HARNESS_DATA_DIR); None = the hub
+    chat_template: bool = False
+    progress: bool = True
+    options: dict = field(default_factory=dict)  # benchmark-specific (judge model, ...)
+
+
+@dataclass
+class BenchmarkOutput:
+    scores: list[dict]  # rows of the result schema's `scores`
+    conventions: dict
+    backend: dict
+    raw: dict | None = None  # the tool's own output, kept beside the result
+    judge: dict | None = None
+
+
+BENCHMARKS: dict[str, Callable[[EvalRequest], BenchmarkOutput]] = {}
+
+
+def register_benchmark(name: str):
+    def wrap(fn):
+        BENCHMARKS[name] = fn
+        return fn
+
+    return wrap
+
+
+def benchmarks() -> dict[str, Callable[[EvalRequest], BenchmarkOutput]]:
+    for m in BENCHMARK_MODULES:
+        try:
+            importlib.import_module(m)
+        except ModuleNotFoundError as e:
+            if e.name != m:  # the module exists but one of its imports is missing: say so
+                raise
+    return BENCHMARKS
+
+
+def get_benchmark(name: str):
+    found = benchmarks()
+    if name not in found:
+        raise KeyError(f"unknown benchmark '{name}'; known: {', '.join(sorted(found))}")
+    return found[name]

@@ -1,0 +1,87 @@
+"""Evaluate one model on named benchmarks and write one schema-checked result per benchmark."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness import results as R
+from harness.evaluation import EvalRequest, get_benchmark
+
+BUDGET_KEYS = ("steps", "epochs", "max_steps", "batch_size", "grad_accum", "world_size")
+
+
+def describe_model(model: str, run_id: str | None = None, method: str | None = None) -> dict:
+    """The `run` block of a result: from the trained model's run.json when present, else a base model."""
+    from align.fingerprint import model_fingerprint
+
+    path = Path(model)
+    run_json = path / "run.json"
+    if run_json.exists():
+        run = json.loads(run_json.read_text())
+        cfg = run.get("config", {})
+        data = run.get("data") or {}
+        method = method or cfg.get("method") or (run.get("loss") or {}).get("name")
+        info = {
+            "method": method,
+            "hyperparameters": {**{k: v for k, v in (run.get("loss") or {}).items() if k != "name"},
+                                **{k: cfg.get(k) for k in ("lr", "warmup_ratio", "lr_schedule", "max_length",
+                                                           "max_prompt_length", "seed", "reference_model")}},
+            "base_model": run.get("model_path") or cfg.get("model"),
+            "base_model_fingerprint": run.get("base_model_fingerprint"),
+            "data": [str(s) for s in (data.get("specs") or cfg.get("data") or [])],
+            "data_fingerprint": data.get("fingerprint"),
+            "budget": {"steps": run.get("steps"), "pairs": data.get("n_pairs"), "epochs": cfg.get("epochs"),
+                       "batch_size": cfg.get("batch_size"), "grad_accum": cfg.get("grad_accum"),
+                       "world_size": run.get("world_size")},
+        }
+    else:
+        info = {"method": method or "base", "hyperparameters": {}, "base_model": model,
+                "base_model_fingerprint": model_fingerprint(model), "data": None, "data_fingerprint": None,
+                "budget": None}
+    fp = model_fingerprint(model)
+    info.update(model=model, model_fingerprint=fp, run_id=run_id or f"{info['method']}-{fp[:12]}")
+    return info
+
+
+def raw_path(result: Path) -> Path:
+    return result.with_name(result.stem + ".raw.json")
+
+
+def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *, run: dict | None = None,
+                   request: EvalRequest | None = None, skip_existing: bool = False) -> list[Path]:
+    run = run or describe_model(model)
+    written = []
+    for name in benchmarks:
+        target = R.result_path(results_dir, run["run_id"], name)
+        if skip_existing and target.exists() and _same_settings(target, request):
+            written.append(target)  # done before a crash or an earlier call: not redone
+            continue
+        fn = get_benchmark(name)
+        req = request or EvalRequest(model=model)
+        req.model = model
+        started = R.now()
+        out = fn(req)
+        record = {
+            "schema_version": R.SCHEMA_VERSION, "run": run, "benchmark": name, "scores": out.scores,
+            "conventions": out.conventions, "backend": out.backend, "judge": out.judge, "hardware": R.hardware(),
+            "versions": R.versions("lm_eval", "vllm", "openai"), "started_at": started, "finished_at": R.now(),
+            "raw_output": raw_path(target).name if out.raw is not None else None,
+        }
+        if out.raw is not None:
+            raw = raw_path(target)
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            tmp = raw.with_name(f".{raw.name}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps(out.raw, indent=1, sort_keys=True, default=str))
+            tmp.replace(raw)
+        written.append(R.write_result(results_dir, record))
+    return written
+
+
+def _same_settings(path: Path, req: EvalRequest | None) -> bool:
+    try:
+        rec = R.read_result(path)
+    except R.ResultError:
+        return False
+    conv = rec.get("conventions") or {}
+    return req is None or (conv.get("limit") == req.limit and conv.get("chat_template", False) == req.chat_template)

@@ -1,0 +1,91 @@
+"""Write a Table as Markdown, CSV, LaTeX and a PNG bar chart; byte-identical for the same input."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from harness.leaderboard.tables import Table
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "–": "--"}
+
+
+def markdown(t: Table) -> str:
+    esc = lambda s: s.replace("|", r"\|")  # noqa: E731
+    lines = [f"# {t.title}", "", "| " + " | ".join(map(esc, t.headers)) + " |",
+             "|" + "|".join("---" for _ in t.headers) + "|"]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in t.rows]
+    if t.notes:
+        lines += [""] + [f"- {n}" for n in t.notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(t: Table) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(t.headers)
+    w.writerows(t.rows)
+    return buf.getvalue()
+
+
+def latex(t: Table) -> str:
+    tex = lambda s: "".join(_TEX.get(ch, ch) for ch in s)  # noqa: E731
+    n_label = sum(1 for c in t.rows[0] if not _numeric(c)) if t.rows else 1
+    spec = "l" * n_label + "r" * (len(t.headers) - n_label)
+    lines = [f"% {tex(t.title)}", r"\begin{tabular}{" + spec + "}", r"\toprule",
+             " & ".join(map(tex, t.headers)) + r" \\", r"\midrule"]
+    lines += [" & ".join(map(tex, r)) + r" \\" for r in t.rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [f"% {tex(n)}" for n in t.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return cell == "–"
+
+
+def bar_chart(t: Table, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_num = len(t.values[0]) if t.values else 0
+    headers = t.headers[len(t.headers) - n_num :]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(headers) + 2), 4), dpi=100)
+    width = 0.8 / max(1, len(t.values))
+    for i, (label, vals) in enumerate(zip(t.labels, t.values)):
+        xs = [j + i * width for j in range(len(headers))]
+        ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(headers))], headers)
+    ax.set_title(t.title if len(t.title) < 90 else t.title[:87] + "...", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fig.savefig(tmp, format="png", metadata={"Software": None})  # no version stamp: stable bytes
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_table(t: Table, out_dir: Path, plot: bool = True) -> list[Path]:
+    base = out_dir / t.name
+    paths = [base.with_suffix(".md"), base.with_suffix(".csv"), base.with_suffix(".tex")]
+    for p, text in zip(paths, (markdown(t), to_csv(t), latex(t))):
+        _write(p, text)
+    if plot and t.values:
+        paths.append(base.with_suffix(".png"))
+        bar_chart(t, paths[-1])
+    return paths
