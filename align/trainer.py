@@ -58,7 +58,9 @@ def load_model(name: str, cfg: TrainConfig):
     # fp32 master weights; bf16 comes from autocast so optimizer state stays exact.
     model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it; keep the old name for older releases
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
         model.config.use_cache = False
     return model
 
