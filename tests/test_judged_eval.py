@@ -178,3 +178,33 @@ def test_leaderboard_notes_reason_for_unjudged_run(unjudged, tmp_path):
     md = (tmp_path / "lb" / "judged.md").read_text()
     assert ("- tiny: MT-Bench T1, MT-Bench T2, MT-Bench Avg, AlpacaEval 2 WR, AlpacaEval 2 LC WR, Arena-Hard – "
             "not judged: missing a judge model (--judge-model)") in md
+
+
+def test_openai_generation_endpoint_and_judge(data_dir, tmp_path, monkeypatch, capsys):
+    """--backend openai --gen-base-url: answers come from an OpenAI-compatible server (here a second loopback
+    fake), with its own key; neither key reaches a file."""
+    gen_key = "sk-generation-9a8b7c6d"
+    monkeypatch.setenv("GEN_KEY", gen_key)
+    monkeypatch.setenv("JUDGE_KEY", KEY)
+    with FakeOpenAI(responder=lambda r: f"answer {len(r['messages'])}") as gen, \
+            FakeOpenAI(responder=lambda r: "Rating: [[3]]" if "### User:" in r["messages"][-1]["content"]
+                       else "Rating: [[5]]") as judge:
+        rc = main(["eval", "--model", "served-model", "--run-id", "served", "--benchmarks", "mtbench", "--limit", "2",
+                   "--backend", "openai", "--gen-base-url", gen.base_url, "--gen-api-key-env", "GEN_KEY",
+                   "--max-new-tokens", "32", "--data-dir", str(data_dir), "--output", str(tmp_path / "results"),
+                   "--judge-model", "j", "--judge-base-url", judge.base_url, "--judge-api-key-env", "JUDGE_KEY"])
+        assert rc == 0 and gen.n_requests == 4 and judge.n_requests == 4
+        gen_url = gen.base_url
+        sent = gen.requests[0][1]
+        assert sent["model"] == "served-model" and sent["max_tokens"] == 32  # the cap, below MT-Bench's 1024
+        assert {k.lower(): v for k, v in gen.requests[0][0].items()}["authorization"] == f"Bearer {gen_key}"
+    rec = read_result(tmp_path / "results/served/mtbench.json")
+    s = {x["metric"]: x["value"] for x in rec["scores"] if x["task"] == "mt_bench"}
+    assert s == {"score_turn1": 5.0, "score_turn2": 3.0, "score_avg": 4.0}
+    assert rec["backend"] == {"name": "openai", "model": "served-model", "base_url": gen_url, "api_key_env": "GEN_KEY"}
+    answers = [json.loads(line) for line in open(tmp_path / "results/served/mtbench/mt_bench/model_answer/served.jsonl")]
+    assert answers[0]["choices"][0]["turns"] == ["answer 1", "answer 3"]  # turn 2 saw the first answer
+    for p in _files(tmp_path / "results"):
+        assert gen_key.encode() not in p.read_bytes() and KEY.encode() not in p.read_bytes(), p
+    out = capsys.readouterr()
+    assert gen_key not in out.out + out.err and KEY not in out.out + out.err
