@@ -20,9 +20,22 @@ def add_eval_arguments(p, *, model: bool = True) -> None:
     p.add_argument("--chat-template", action="store_true", help="Apply the tokenizer's chat template (off in the v1 leaderboard).")
     p.add_argument("--data-dir", help="Local benchmark data (default: $HARNESS_DATA_DIR when the hub is offline).")
     p.add_argument("--hub", action="store_true", help="Use lm-eval's hub datasets even if a data dir is set.")
+    from harness.cmd_judge import add_judge_arguments
+
+    g = p.add_argument_group("judged benchmarks (mtbench, alpacaeval, arenahard)",
+                             "Answers are generated with --backend (hf, vllm, or openai at --gen-base-url) and judged by "
+                             "--judge-model. Without a judge (or its API key) the answers are saved and the scores are "
+                             "recorded as null with the reason. --limit is the number of questions.")
+    add_judge_arguments(g)
+    g.add_argument("--max-new-tokens", type=int,
+                   help="Cap on answer length in tokens (default: each benchmark's own: 1024 / 2048 / 4096).")
+    g.add_argument("--gen-base-url", help="OpenAI-compatible endpoint serving --model (with --backend openai).")
+    g.add_argument("--gen-api-key-env", help="Environment variable with the generation endpoint's key "
+                                             "(default: OPENAI_API_KEY, or none for a local server).")
 
 
 def request_from_args(args, model: str):
+    from harness.cmd_judge import judge_config_from_args
     from harness.evaluation import EvalRequest
     from harness.evaluation.openllm import default_data_dir
 
@@ -31,25 +44,60 @@ def request_from_args(args, model: str):
         opts = {"batch_size": args.eval_batch_size, **({"device": args.device} if args.device else {})}
     elif args.backend == "vllm":
         opts = {"tensor_parallel_size": args.tensor_parallel_size, "data_parallel_size": args.data_parallel_size}
+    elif args.backend == "openai":
+        opts = {k: v for k, v in (("base_url", args.gen_base_url), ("api_key_env", args.gen_api_key_env)) if v}
+    if args.gen_base_url and args.backend != "openai":
+        raise ValueError("--gen-base-url is an OpenAI-compatible endpoint: use it with --backend openai")
     # The tiny default always runs on local tasks; other models use the hub unless offline.
     data_dir = None if args.hub else (args.data_dir or default_data_dir(prefer_local=getattr(args, "model", None) == "tiny"))
     tasks = [t for t in (args.tasks or "").split(",") if t] or None
+    options = {"judge": judge_config_from_args(args), "max_new_tokens": args.max_new_tokens}
     return EvalRequest(model=model, backend=args.backend, backend_options=opts, limit=args.limit, tasks=tasks,
-                       data_dir=data_dir, chat_template=args.chat_template)
+                       data_dir=data_dir, chat_template=args.chat_template, options=options)
+
+
+def judge_notice(args, benchmarks: list[str]) -> str | None:
+    """What keeps the judged benchmarks from being judged, said before anything runs; None when ready."""
+    from harness.cmd_judge import judge_config_from_args
+    from harness.evaluation.judged import JUDGED
+
+    judged = [b for b in benchmarks if b in JUDGED]
+    cfg = judge_config_from_args(args)
+    missing = cfg.missing() if cfg is not None else ["a judge model (--judge-model)"]
+    if not judged or not missing:
+        return None
+    return (f"note: {', '.join(judged)} will not be judged: missing {'; '.join(missing)}. "
+            "Answers are generated and saved; the scores are recorded as null with this reason.")
+
+
+def print_unavailable(paths) -> None:
+    """One line per null score in the written results, with its reason."""
+    from harness.results import read_result
+
+    for p in paths:
+        rec = read_result(p)
+        for s in rec["scores"]:
+            if s["value"] is None:
+                print(f"{rec['run']['run_id']}/{rec['benchmark']}: {s['task']} {s['metric']} = null ({s.get('unavailable')})")
 
 
 def _eval(args) -> int:
     from harness.evaluation.runner import describe_model, evaluate_model
+    from harness.judge import JudgeError
 
     benches = [b for b in args.benchmarks.split(",") if b]
     try:
+        request = request_from_args(args, args.model)
+        if notice := judge_notice(args, benches):
+            print(notice)
         run = describe_model(args.model, run_id=args.run_id)
-        paths = evaluate_model(args.model, benches, args.output, run=run, request=request_from_args(args, args.model))
-    except (KeyError, ValueError, FileNotFoundError, ImportError) as e:
+        paths = evaluate_model(args.model, benches, args.output, run=run, request=request)
+    except (KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
         print(f"error: {e}")
         return 2
     for p in paths:
         print(f"wrote {p}")
+    print_unavailable(paths)
     return 0
 
 

@@ -3,6 +3,9 @@ and regenerate the leaderboard, in one command with one progress bar.
 
 With no other arguments it runs the embedded CPU default: the tiny base model, the
 generated arithmetic preference pairs and the local Open LLM tasks with a small --limit.
+Judged benchmarks (mtbench, alpacaeval, arenahard) run only when named in --benchmarks; they are
+judged when --judge-model (and its API key) is given, else their answers are saved and the scores
+recorded as null with the reason.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from pathlib import Path
 
 from harness.commands import registrar
 
-TINY_LIMIT = 8  # documents per task for the tiny default: a few minutes on 2 CPU cores
+TINY_LIMIT = 8  # documents per task (questions for judged benchmarks) for the tiny default: minutes on 2 CPU cores
+TINY_MAX_NEW_TOKENS = 64  # answer length cap for judged benchmarks on the tiny model (a 512-token context)
 _RUNTIME_FIELDS = ("resume", "progress", "stop_after_steps", "output")
 
 
@@ -30,9 +34,10 @@ def _train_and_eval(args) -> int:
     from tqdm.auto import tqdm
 
     from align.trainer import resolve_model
-    from harness.cmd_eval import request_from_args
+    from harness.cmd_eval import judge_notice, print_unavailable, request_from_args
     from harness.cmd_train import config_from_args
     from harness.evaluation.runner import describe_model, evaluate_model
+    from harness.judge import JudgeError
     from harness.leaderboard import InvalidResults, regenerate
     from harness.methods import training_methods
 
@@ -40,7 +45,12 @@ def _train_and_eval(args) -> int:
     selected = sorted(methods) if args.method == "all" else [args.method]
     if args.limit is None and args.model == "tiny" and not args.full:
         args.limit = TINY_LIMIT
+    if args.max_new_tokens is None and args.model == "tiny" and not args.full:
+        args.max_new_tokens = TINY_MAX_NEW_TOKENS
     benches = [b for b in args.benchmarks.split(",") if b]
+    if notice := judge_notice(args, benches):
+        print(notice)
+    written = []
     root = Path(args.runs_dir)
     stages = (0 if args.no_base else 1) + 2 * len(selected) + 1
     bar = tqdm(total=stages, desc="train-and-eval", unit="stage")
@@ -49,7 +59,8 @@ def _train_and_eval(args) -> int:
         if not args.no_base:
             bar.set_postfix_str("evaluate base model")
             run = describe_model(base, method="base")
-            evaluate_model(base, benches, args.results, run=run, request=request_from_args(args, base), skip_existing=True)
+            written += evaluate_model(base, benches, args.results, run=run, request=request_from_args(args, base),
+                                      skip_existing=True)
             bar.update(1)
         for method in selected:
             args.output, args.resume = str(root / method), True
@@ -61,8 +72,8 @@ def _train_and_eval(args) -> int:
             bar.update(1)
             bar.set_postfix_str(f"evaluate {method}")
             run = describe_model(cfg.output, method=method)
-            evaluate_model(cfg.output, benches, args.results, run=run, request=request_from_args(args, cfg.output),
-                           skip_existing=True)
+            written += evaluate_model(cfg.output, benches, args.results, run=run,
+                                      request=request_from_args(args, cfg.output), skip_existing=True)
             bar.update(1)
         bar.set_postfix_str("leaderboard")
         out = regenerate(args.results, args.leaderboards)
@@ -71,11 +82,12 @@ def _train_and_eval(args) -> int:
         bar.close()
         print(f"error: {e}")
         return 2
-    except (KeyError, ValueError, FileNotFoundError, ImportError) as e:
+    except (KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
         bar.close()
         print(f"error: {e}")
         return 2
     bar.close()
+    print_unavailable(written)
     print(f"results in {args.results}/, {len(out['written'])} leaderboard files in {args.leaderboards}/")
     return 0
 
@@ -94,5 +106,6 @@ def register(sub) -> None:
     p.add_argument("--results", default="results", help="Results directory (default: results).")
     p.add_argument("--leaderboards", default="leaderboards", help="Leaderboard output directory (default: leaderboards).")
     p.add_argument("--no-base", action="store_true", help="Do not evaluate the untrained base model.")
-    p.add_argument("--full", action="store_true", help=f"No default --limit for the tiny model (default {TINY_LIMIT}).")
+    p.add_argument("--full", action="store_true", help=f"No default --limit (default {TINY_LIMIT}) or --max-new-tokens "
+                                                       f"(default {TINY_MAX_NEW_TOKENS}) for the tiny model.")
     p.set_defaults(func=_train_and_eval)

@@ -30,3 +30,51 @@ def test_method_registry_lists_losses():
     from harness.methods import training_methods
 
     assert {"dpo", "dpop", "dgpo"} <= set(training_methods())
+
+
+def test_train_and_eval_with_judged_benchmark(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
+    """openllm + mtbench for base and dpo: unjudged first (answers saved, reason printed), then judged by the
+    loopback judge (results redone because the judge changed, answers reused), then a rerun that redoes nothing."""
+    from harness.cli import main
+    from harness.results import read_result
+    from harness.testing.fake_openai import FakeOpenAI
+
+    key = "sk-train-and-eval-31c9"
+    monkeypatch.setenv("TE_JUDGE_KEY", key)
+    args = ["train-and-eval", "--method", "dpo", "--model", str(tiny_model), "--recipe", "tiny", "--max-steps", "2",
+            "--benchmarks", "openllm,mtbench", "--tasks", "arc_challenge", "--limit", "1", "--max-new-tokens", "8",
+            "--data-dir", str(data_dir), "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+            "--leaderboards", str(tmp_path / "lb")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "mtbench will not be judged: missing a judge model (--judge-model)" in out
+    mt = {read_result(p)["run"]["method"]: p for p in (tmp_path / "results").glob("*/mtbench.json")}
+    assert set(mt) == {"base", "dpo"}
+    assert {read_result(p.with_name("openllm.json"))["scores"][0]["task"] for p in mt.values()} == {"arc_challenge"}
+    assert read_result(mt["dpo"])["scores"][0]["unavailable"] == "not judged: missing a judge model (--judge-model)"
+    answers = {m: next(p.parent.glob("mtbench/mt_bench/model_answer/*.jsonl")).read_text() for m, p in mt.items()}
+
+    judge = ["--judge-model", "j", "--judge-api-key-env", "TE_JUDGE_KEY"]
+    with FakeOpenAI(responder=lambda r: "Rating: [[6]]" if "### User:" in r["messages"][-1]["content"]
+                    else "Rating: [[9]]") as fake:
+        judge += ["--judge-base-url", fake.base_url]
+        assert main(args + judge) == 0
+        assert fake.n_requests == 4  # 2 models x 1 question x 2 turns; answers were not regenerated
+        mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "results").glob("*/*.json")}
+        assert main(args + judge) == 0  # same settings: nothing redone, nothing asked again
+        assert fake.n_requests == 4
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "results").glob("*/*.json")} == mtimes
+    for method, p in mt.items():
+        rec = read_result(p)
+        s = {x["metric"]: x["value"] for x in rec["scores"] if x["task"] == "mt_bench"}
+        assert s == {"score_turn1": 9.0, "score_turn2": 6.0, "score_avg": 7.5}
+        assert rec["run"]["method"] == method
+        assert next(p.parent.glob("mtbench/mt_bench/model_answer/*.jsonl")).read_text() == answers[method]
+    dpo = read_result(mt["dpo"])["run"]  # the trained model's run.json reached the judged result
+    assert dpo["hyperparameters"]["beta"] == 0.1 and dpo["budget"]["steps"] == 2 and dpo["data_fingerprint"]
+    table = (tmp_path / "lb" / "judged.csv").read_text().splitlines()
+    assert sorted(r.split(",")[1] for r in table[1:]) == ["base", "dpo"]
+    assert all(r.split(",")[3:6] == ["9.00", "6.00", "7.50"] for r in table[1:])
+
+    for p in [*tmp_path.rglob("*")]:
+        assert not p.is_file() or key.encode() not in p.read_bytes(), p

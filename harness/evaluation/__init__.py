@@ -1,8 +1,10 @@
 """Benchmarks behind one small interface: name -> callable(EvalRequest) -> BenchmarkOutput.
 
-Built-in: ``openllm`` (Open LLM Leaderboard v1 through lm-eval). Judged benchmarks
-(mtbench, alpacaeval, arenahard) plug in by decorating a function with
-``@register_benchmark("name")`` in a module listed in ``BENCHMARK_MODULES``.
+Built-in: ``openllm`` (Open LLM Leaderboard v1 through lm-eval) and the judged benchmarks
+``mtbench``, ``alpacaeval``, ``arenahard`` (harness/evaluation/judged.py). A benchmark plugs in by
+decorating a function with ``@register_benchmark("name")`` in a module listed in ``BENCHMARK_MODULES``.
+A benchmark may give the function a ``settings(req) -> dict`` attribute: what must match (it is kept in the
+result's ``conventions.settings``) for an existing result to be reused instead of recomputed.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-BENCHMARK_MODULES = ["harness.evaluation.openllm"]
+BENCHMARK_MODULES = ["harness.evaluation.openllm", "harness.evaluation.judged"]
 
 
 @dataclass
@@ -24,6 +26,8 @@ class EvalRequest:
     chat_template: bool = False
     progress: bool = True
     options: dict = field(default_factory=dict)  # benchmark-specific (judge model, ...)
+    run: dict | None = None  # the result's `run` block (set by the runner): judged answers are keyed by run_id
+    work_dir: str | None = None  # where a benchmark keeps its own files (answers, judgments), set by the runner
 
 
 @dataclass
@@ -33,6 +37,7 @@ class BenchmarkOutput:
     backend: dict
     raw: dict | None = None  # the tool's own output, kept beside the result
     judge: dict | None = None
+    raw_file: str | None = None  # a file the benchmark wrote itself, relative to the result's folder
 
 
 BENCHMARKS: dict[str, Callable[[EvalRequest], BenchmarkOutput]] = {}

@@ -54,19 +54,19 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
     written = []
     for name in benchmarks:
         target = R.result_path(results_dir, run["run_id"], name)
-        if skip_existing and target.exists() and _same_settings(target, request):
+        fn = get_benchmark(name)
+        if skip_existing and target.exists() and _same_settings(target, request, fn):
             written.append(target)  # done before a crash or an earlier call: not redone
             continue
-        fn = get_benchmark(name)
         req = request or EvalRequest(model=model)
-        req.model = model
+        req.model, req.run, req.work_dir = model, run, str(target.with_suffix(""))
         started = R.now()
         out = fn(req)
         record = {
             "schema_version": R.SCHEMA_VERSION, "run": run, "benchmark": name, "scores": out.scores,
             "conventions": out.conventions, "backend": out.backend, "judge": out.judge, "hardware": R.hardware(),
             "versions": R.versions("lm_eval", "vllm", "openai"), "started_at": started, "finished_at": R.now(),
-            "raw_output": raw_path(target).name if out.raw is not None else None,
+            "raw_output": raw_path(target).name if out.raw is not None else out.raw_file,
         }
         if out.raw is not None:
             raw = raw_path(target)
@@ -78,10 +78,12 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
     return written
 
 
-def _same_settings(path: Path, req: EvalRequest | None) -> bool:
+def _same_settings(path: Path, req: EvalRequest | None, fn=None) -> bool:
     try:
         rec = R.read_result(path)
     except R.ResultError:
         return False
     conv = rec.get("conventions") or {}
+    if req is not None and getattr(fn, "settings", None) is not None:
+        return conv.get("settings") == fn.settings(req)
     return req is None or (conv.get("limit") == req.limit and conv.get("chat_template", False) == req.chat_template)

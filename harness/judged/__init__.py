@@ -37,9 +37,16 @@ def run_judged_benchmark(name: str, generator, judge_cfg, out_dir: str | Path, l
     """
     from harness.results import write_result
 
+    record = judged_record(name, generator, judge_cfg, out_dir, limit, run=run, **options)
+    write_result(results_dir or out_dir, record)
+    return record
+
+
+def judged_record(name: str, generator, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
+                  run: dict | None = None, **options) -> dict:
+    """The same run as ``run_judged_benchmark`` without writing the result: for callers that write
+    results themselves (the evaluation runner behind ``harness eval``)."""
     key = name.lower().replace("-", "").replace("_", "")
     if key in ("arenahardv20", "arenahardv2"):
         options.setdefault("version", "v2.0")
-    record = _module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)
-    write_result(results_dir or out_dir, record)
-    return record
+    return _module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)

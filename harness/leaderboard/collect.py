@@ -14,8 +14,9 @@ class Collected:
 
 
 def result_files(results_dir: Path) -> list[Path]:
-    # Raw tool output sits beside each result as <benchmark>.raw.json; it is not a result.
-    return sorted(p for p in Path(results_dir).rglob("*.json") if not p.name.endswith(".raw.json"))
+    # Results are results/<run_id>/<benchmark>.json. Raw tool output sits beside each as <benchmark>.raw.json,
+    # and judged benchmarks keep answers and judgments (also JSON) in results/<run_id>/<benchmark>/: not results.
+    return sorted(p for p in Path(results_dir).glob("*/*.json") if not p.name.endswith(".raw.json"))
 
 
 def collect(results_dir: str | Path) -> Collected:

@@ -44,7 +44,7 @@ def latex(t: Table) -> str:
 
 def _numeric(cell: str) -> bool:
     try:
-        float(cell)
+        float(cell.split(" ")[0])  # "52.30 (-2.10/+1.90)": a value with its interval
         return True
     except ValueError:
         return cell == "–"

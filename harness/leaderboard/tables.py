@@ -1,9 +1,11 @@
 """Leaderboard tables from result records and table specs (leaderboards/specs/*.yaml).
 
-A spec names its columns (benchmark, task, metric, scale) and its kind:
+A spec names its columns (benchmark, task, metric, scale; ``ci: true`` prints the 95% interval beside the
+value) and its kind:
 ``runs`` (one row per evaluated run) or ``method_comparison`` (one table per
 base model + preference data + training budget, one row per method, the base
 model's own row first). Reference rows carry published numbers with a citation.
+A value that is null in a result shows as "–" and its reason (the score's ``unavailable``) goes in the notes.
 """
 from __future__ import annotations
 
@@ -60,13 +62,18 @@ def load_references(ref_dir: Path, table: str) -> list[dict]:
     return rows
 
 
-def _lookup(record: dict, col: dict) -> float | None:
+def _score(record: dict, col: dict) -> dict | None:
     if record["benchmark"] != col["benchmark"]:
         return None
     for s in record["scores"]:
         if s["task"] == col["task"] and s["metric"] == col["metric"]:
-            return s["value"]
+            return s
     return None
+
+
+def _lookup(record: dict, col: dict) -> float | None:
+    s = _score(record, col)
+    return None if s is None else s["value"]
 
 
 def run_values(records: list[dict], run_id: str, columns: list[dict]) -> list[float | None]:
@@ -77,8 +84,38 @@ def run_values(records: list[dict], run_id: str, columns: list[dict]) -> list[fl
     return vals
 
 
-def _fmt(v: float | None, digits: int) -> str:
-    return MISSING if v is None else f"{v:.{digits}f}"
+def run_cis(records: list[dict], run_id: str, columns: list[dict]) -> list[tuple[float, float] | None]:
+    """95% intervals of the columns marked ``ci: true`` (None elsewhere or when the result has none)."""
+    out = []
+    for col in columns:
+        found = [s["ci95"] for r in records if r["run"]["run_id"] == run_id and col.get("ci")
+                 for s in [_score(r, col)] if s is not None and s["value"] is not None and s.get("ci95")]
+        out.append(tuple(x * col.get("scale", 1) for x in found[0]) if found else None)
+    return out
+
+
+def null_reasons(records: list[dict], run_id: str, columns: list[dict]) -> list[str]:
+    """Why a run's cells are "–" when it has a result for the column's benchmark: one note per reason."""
+    by_reason: dict[str, list[str]] = {}
+    for col in columns:
+        recs = [r for r in records if r["run"]["run_id"] == run_id and r["benchmark"] == col["benchmark"]]
+        if not recs or any(_lookup(r, col) is not None for r in recs):
+            continue
+        row = _score(recs[0], col)
+        reason = (row or {}).get("unavailable")
+        if reason is None:  # the row is absent: the task's own reason (e.g. nothing judged at all)
+            reason = next((s["unavailable"] for s in recs[0]["scores"] if s["task"] == col["task"] and s.get("unavailable")),
+                          f"no {col['task']} {col['metric']} in the {col['benchmark']} result")
+        by_reason.setdefault(reason, []).append(col["header"])
+    return [f"{run_id}: {', '.join(headers)} {MISSING} {reason}" for reason, headers in by_reason.items()]
+
+
+def _fmt(v: float | None, digits: int, ci: tuple[float, float] | None = None) -> str:
+    if v is None:
+        return MISSING
+    if ci is None:
+        return f"{v:.{digits}f}"
+    return f"{v:.{digits}f} (-{v - ci[0]:.{digits}f}/+{ci[1] - v:.{digits}f})"
 
 
 def _average(vals: list[float | None]) -> float | None:
@@ -86,11 +123,13 @@ def _average(vals: list[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals and all(v is not None for v in vals) else None
 
 
-def _row(label_cells: list[str], vals: list[float | None], spec: dict) -> tuple[list[str], list[float | None]]:
+def _row(label_cells: list[str], vals: list[float | None], spec: dict,
+         cis: list | None = None) -> tuple[list[str], list[float | None]]:
     digits = spec.get("digits", 2)
+    cis = list(cis or [None] * len(vals))
     if spec.get("average"):
-        vals = [_average(vals), *vals]
-    return label_cells + [_fmt(v, digits) for v in vals], vals
+        vals, cis = [_average(vals), *vals], [None, *cis]
+    return label_cells + [_fmt(v, digits, ci) for v, ci in zip(vals, cis)], vals
 
 
 def _headers(spec: dict, label_headers: list[str]) -> list[str]:
@@ -120,12 +159,14 @@ def runs_table(spec: dict, records: list[dict], refs: list[dict]) -> Table:
     meta = {r["run"]["run_id"]: r["run"] for r in records}
     rows, values, labels = [], [], []
     for rid in run_ids:
-        cells, nums = _row([rid, meta[rid]["method"], "measured"], run_values(records, rid, spec["columns"]), spec)
+        cells, nums = _row([rid, meta[rid]["method"], "measured"], run_values(records, rid, spec["columns"]), spec,
+                           run_cis(records, rid, spec["columns"]))
         rows.append(cells)
         values.append(nums)
         labels.append(rid)
     r_rows, r_vals, r_labels, notes = _references(spec, refs, 3)
-    notes = _measured_notes(records, run_ids) + notes
+    reasons = [n for rid in run_ids for n in null_reasons(records, rid, spec["columns"])]
+    notes = _measured_notes(records, run_ids) + reasons + notes
     return Table(spec["name"], spec["title"], _headers(spec, ["Model", "Method", "Source"]),
                  rows + r_rows, values + r_vals, labels + r_labels, notes)
 
@@ -164,7 +205,8 @@ def comparison_tables(spec: dict, records: list[dict], refs: list[dict]) -> list
         ordered = bases + sorted(members, key=lambda rid: (runs[rid]["method"], rid))
         rows, values, labels = [], [], []
         for rid in ordered:
-            cells, nums = _row([runs[rid]["method"], rid], run_values(records, rid, spec["columns"]), spec)
+            cells, nums = _row([runs[rid]["method"], rid], run_values(records, rid, spec["columns"]), spec,
+                               run_cis(records, rid, spec["columns"]))
             rows.append(cells)
             values.append(nums)
             labels.append(runs[rid]["method"])
@@ -173,7 +215,7 @@ def comparison_tables(spec: dict, records: list[dict], refs: list[dict]) -> list
         title = (f"{spec['title']}: base {first.get('base_model')} ({str(base_fp)[:8]}), data "
                  f"{', '.join(d.split('=')[0] for d in first.get('data') or []) or 'default'} ({str(first['data_fingerprint'])[:8]}), "
                  f"{budget.get('steps')} steps")
-        notes = _measured_notes(records, ordered)
+        notes = _measured_notes(records, ordered) + [n for rid in ordered for n in null_reasons(records, rid, spec["columns"])]
         tables.append(Table(f"{spec['name']}/{slug}", title, _headers(spec, ["Method", "Run"]), rows, values, labels, notes))
     if refs:
         r_rows, r_vals, r_labels, notes = _references(spec, refs, 2)
