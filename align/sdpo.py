@@ -291,7 +291,15 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
     _publish_final(output, final)
     _merge_metrics(output, n_steps)
     run = json.loads((final / "run.json").read_text())
-    run["config"] = {**run["config"], "output": str(output)}
+    # The published run describes the whole sDPO run: its base is M_0, its budget all steps, its data all chunks.
+    step_runs = [json.loads((output / f"step-{t}" / "run.json").read_text()) for t in range(1, n_steps + 1)]
+    run["config"] = {**run["config"], "output": str(output), "model": cfg.model, "method": "sdpo"}
+    run["model_path"] = base
+    run["base_model_fingerprint"] = model_fingerprint(base)
+    run["steps"] = run["total_steps"] = sum(r["steps"] for r in step_runs)
+    run["pairs_seen"] = sum(r.get("pairs_seen", 0) for r in step_runs)
+    run["data"] = {"specs": specs, "n_pairs": len(encoded), "per_source": report.per_source,
+                   "n_skipped": report.n_skipped + too_long, "fingerprint": fingerprint_encoded(encoded)}
     run["sdpo"] = {"loss": loss, "partition": partition, "steps": n_steps, "final_model_from": final.name,
                    "chunks": [{"name": c["name"], "size": c["size"]} for c in chunks]}
     _write_json(output / "run.json", run)

@@ -183,6 +183,16 @@ def step_batches(n: int, cfg: TrainConfig, epoch: int, world: int) -> list[list[
     return [micros[i : i + cfg.grad_accum] for i in range(0, len(micros), cfg.grad_accum)]
 
 
+def pairs_seen(n: int, cfg: TrainConfig, world: int, steps_per_epoch: int, steps: int) -> int:
+    """Pair gradients taken in the first ``steps`` optimizer steps: the budget that makes
+    runs comparable (sDPO's per-chunk steps round differently from one pass over all data)."""
+    total = 0
+    for s in range(steps):
+        epoch, k = divmod(s, steps_per_epoch)
+        total += sum(len(m) for m in step_batches(n, cfg, epoch, world)[k])
+    return total
+
+
 # --------------------------------------------------------------------- train
 def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     """Train per ``cfg``. ``pairs`` (already loaded PreferencePairs) replaces loading
@@ -318,6 +328,7 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
         "base_model_fingerprint": model_fingerprint(model_name),
         "reference_cache": {"key": ref_key, "reused": ref_cached} if ref_key else None,
         "steps": global_step, "total_steps": total_steps, "world_size": world,
+        "pairs_seen": pairs_seen(len(encoded), cfg, world, steps_per_epoch, global_step),
         "mixed_precision": acc.mixed_precision, "versions": versions(), "completed": not stopped_early,
     }
     if stopped_early:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.commands import registrar
 
-TINY_LIMIT = 8  # documents per task (questions for judged benchmarks) for the tiny default: minutes on 2 CPU cores
+TINY_LIMIT = 32  # documents per task (questions for judged benchmarks) for the tiny default: minutes on 2 CPU cores
 TINY_MAX_NEW_TOKENS = 64  # answer length cap for judged benchmarks on the tiny model (a 512-token context)
 _RUNTIME_FIELDS = ("resume", "progress", "stop_after_steps", "output")
 

@@ -152,6 +152,11 @@ def test_one_step_sdpo_equals_plain_dpo(tiny_model, two_sources, tmp_path):
     assert state["chunks"][0]["indices"] == list(range(10))
     a, b = _weights(tmp_path / "dpo"), _weights(tmp_path / "sdpo")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # The published run.json describes the whole sDPO run, so it lands in the same comparison group.
+    plain, step = (json.loads((tmp_path / d / "run.json").read_text()) for d in ("dpo", "sdpo"))
+    assert step["config"]["method"] == "sdpo" and step["model_path"] == plain["model_path"] == str(tiny_model)
+    assert step["data"]["fingerprint"] == plain["data"]["fingerprint"]
+    assert step["pairs_seen"] == plain["pairs_seen"] == min(10, plain["steps"] * plain["config"]["batch_size"])
 
 
 def test_resume_within_and_across_steps(sdpo_run, tiny_model, two_sources, tmp_path):

@@ -31,7 +31,8 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
             "base_model_fingerprint": run.get("base_model_fingerprint"),
             "data": [str(s) for s in (data.get("specs") or cfg.get("data") or [])],
             "data_fingerprint": data.get("fingerprint"),
-            "budget": {"steps": run.get("steps"), "pairs": data.get("n_pairs"), "epochs": cfg.get("epochs"),
+            "budget": {"steps": run.get("steps"), "pairs_seen": run.get("pairs_seen"), "pairs": data.get("n_pairs"),
+                       "epochs": cfg.get("epochs"),
                        "batch_size": cfg.get("batch_size"), "grad_accum": cfg.get("grad_accum"),
                        "world_size": run.get("world_size")},
         }

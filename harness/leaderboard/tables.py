@@ -185,9 +185,12 @@ def _measured_notes(records: list[dict], run_ids: list[str]) -> list[str]:
 def group_key(run: dict) -> str | None:
     if not run.get("data_fingerprint"):
         return None
-    budget = run.get("budget") or {}
-    return json.dumps([run.get("base_model_fingerprint"), run.get("data_fingerprint"),
-                       {k: budget.get(k) for k in sorted(budget)}], sort_keys=True)
+    # The budget is the pair gradients taken (and how they were batched), not the step count:
+    # sDPO's per-chunk steps round up differently from one pass over the same data.
+    budget = {k: v for k, v in (run.get("budget") or {}).items() if k not in ("steps", "epochs")}
+    if budget.get("pairs_seen") is None:  # results written before pairs_seen was recorded
+        budget["steps"] = (run.get("budget") or {}).get("steps")
+    return json.dumps([run.get("base_model_fingerprint"), run.get("data_fingerprint"), budget], sort_keys=True)
 
 
 def comparison_tables(spec: dict, records: list[dict], refs: list[dict]) -> list[Table]:
@@ -211,10 +214,12 @@ def comparison_tables(spec: dict, records: list[dict], refs: list[dict]) -> list
             values.append(nums)
             labels.append(runs[rid]["method"])
         budget = first.get("budget") or {}
-        slug = f"{Path(str(first.get('base_model'))).name}-{str(base_fp)[:8]}-{str(first['data_fingerprint'])[:8]}-{budget.get('steps')}steps"
-        title = (f"{spec['title']}: base {first.get('base_model')} ({str(base_fp)[:8]}), data "
+        amount = f"{budget['pairs_seen']} pairs seen" if budget.get("pairs_seen") else f"{budget.get('steps')} steps"
+        base_name = Path(str(first.get("base_model"))).name
+        slug = f"{base_name}-{str(base_fp)[:8]}-{str(first['data_fingerprint'])[:8]}-{amount.split()[0]}{amount.split()[1]}"
+        title = (f"{spec['title']}: base {base_name} ({str(base_fp)[:8]}), data "
                  f"{', '.join(d.split('=')[0] for d in first.get('data') or []) or 'default'} ({str(first['data_fingerprint'])[:8]}), "
-                 f"{budget.get('steps')} steps")
+                 f"{amount}")
         notes = _measured_notes(records, ordered) + [n for rid in ordered for n in null_reasons(records, rid, spec["columns"])]
         tables.append(Table(f"{spec['name']}/{slug}", title, _headers(spec, ["Method", "Run"]), rows, values, labels, notes))
     if refs:
