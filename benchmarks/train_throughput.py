@@ -192,7 +192,9 @@ def worker(name: str, s: dict, queue) -> None:
 
     getattr(transformers, transformers.AutoConfig.from_pretrained(s["model"]).architectures[0])
 
+    sys.stdout.flush()
     os.dup2(2, 1)  # TRL prints its train summary to stdout; the parent's stdout carries only the JSON
+    sys.stdout = sys.stderr
     torch.set_num_threads(s["threads"])
     torch.manual_seed(s["seed"])
     base = _rss_mb()
