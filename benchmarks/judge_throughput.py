@@ -60,7 +60,8 @@ def judge_all(fake, answers, data_dir, out, concurrency) -> dict:
         rec = mtbench.run(None, cfg, out, data_dir=data_dir, answers_path=answers)
     seconds = time.perf_counter() - t
     j = rec["judge"]
-    return {"concurrency": concurrency, "seconds": round(seconds, 3), "http_requests": fake.n_requests - n0,
+    return {"concurrency": concurrency, "seconds": round(seconds, 3), "judge_seconds": round(j["judge_seconds"], 3),
+            "http_requests": fake.n_requests - n0,
             "calls": j["calls"], "cache_hits": j["cache_hits"], "tokens": j["total_tokens"],
             "judgments_per_s": round(160 / seconds, 1), "score_avg": rec["scores"][2]["value"]}
 
@@ -83,8 +84,11 @@ def main() -> None:
         rerun = judge_all(fake, answers, data_dir, tmp / "concurrent", args.concurrency)
     print(json.dumps({"benchmark": "judge_throughput", "turns": 160, "latency_s": args.latency,
                       "sequential": seq, "concurrent": conc, "cached_rerun": rerun,
-                      "speedup": round(seq["seconds"] / conc["seconds"], 1), "target_speedup": 20,
-                      "meets_target": seq["seconds"] / conc["seconds"] >= 20,
+                      # judging phase: the 160 calls, their parsing and fsynced writes
+                      "speedup": round(seq["judge_seconds"] / conc["judge_seconds"], 1), "target_speedup": 20,
+                      "meets_target": seq["judge_seconds"] / conc["judge_seconds"] >= 20,
+                      # whole benchmark run: also loading files, the summary and the radar PNG (fixed costs)
+                      "speedup_whole_run": round(seq["seconds"] / conc["seconds"], 1),
                       "rerun_http_requests": rerun["http_requests"], "same_scores": seq["score_avg"] == conc["score_avg"] == rerun["score_avg"]},
                      indent=2))
 

@@ -8,6 +8,7 @@ leaves this module goes through ``redact``.
 from __future__ import annotations
 
 import asyncio
+import time
 import random
 import sys
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ class JudgeStats:
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    judge_seconds: float = 0.0  # wall time spent judging (map), without loading, summaries or plots
 
     @property
     def total_tokens(self) -> int:
@@ -168,7 +170,9 @@ class JudgeClient:
         """Run ``judge_one(client, item)`` for every item concurrently; ``on_done(item, result)`` is
         called as each finishes, so results reach disk one by one (resume after a crash)."""
         if items:
+            start = time.perf_counter()
             asyncio.run(self._map(items, judge_one, on_done, desc))
+            self.stats.judge_seconds += time.perf_counter() - start
 
     async def _map(self, items, judge_one, on_done, desc):
         from tqdm import tqdm
