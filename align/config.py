@@ -66,6 +66,8 @@ class TrainConfig:
     save_total_limit: int = 2
     resume: bool = False
     skip_invalid: bool = False
+    length_groups: int = 2
+    """Run each micro-batch as this many length-sorted forwards: less padding, the same loss."""
     ref_batch_size: int = 16
     """Pairs per forward when precomputing reference log-probs."""
     progress: bool = True

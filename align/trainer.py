@@ -183,6 +183,27 @@ def step_batches(n: int, cfg: TrainConfig, epoch: int, world: int) -> list[list[
     return [micros[i : i + cfg.grad_accum] for i in range(0, len(micros), cfg.grad_accum)]
 
 
+def forward_pairs(model, pairs, pad_id: int, acc: Accelerator, groups: int):
+    """Summed log-probs of a micro-batch's pairs, in the given order, plus its token count.
+
+    The pairs are sorted by length and run as ``groups`` concatenated forwards, so short
+    pairs are not padded to the longest one; the loss (and so the gradient) is the same
+    as with one forward. Returns (chosen, rejected, chosen_tokens, rejected_tokens, tokens).
+    """
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i].prompt_ids) + max(len(pairs[i].chosen_ids), len(pairs[i].rejected_ids)))
+    size = math.ceil(len(pairs) / max(1, groups))
+    parts, tokens = [], 0
+    for start in range(0, len(order), size):
+        batch = {k: v.to(acc.device) for k, v in collate([pairs[i] for i in order[start : start + size]], pad_id).items()}
+        with acc.autocast():
+            parts.append(concatenated_forward(model, batch))
+        tokens += int(batch["attention_mask"].sum())
+    inverse = torch.empty(len(order), dtype=torch.long, device=acc.device)
+    inverse[torch.tensor(order, device=acc.device)] = torch.arange(len(order), device=acc.device)
+    c, r, nc, nr = (torch.cat([p[k] for p in parts])[inverse] for k in range(4))
+    return c, r, nc, nr, tokens
+
+
 def pairs_seen(n: int, cfg: TrainConfig, world: int, steps_per_epoch: int, steps: int) -> int:
     """Pair gradients taken in the first ``steps`` optimizer steps: the budget that makes
     runs comparable (sDPO's per-chunk steps round differently from one pass over all data)."""
@@ -275,21 +296,19 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
         step_pairs = sum(len(m) for m in mine)
         grad_norm = torch.tensor(0.0)
         for j, idx in enumerate(mine):
-            batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
             sync = j == len(mine) - 1
             ctx = acc.no_sync(model) if not sync else _nullcontext()
             with ctx:
-                with acc.autocast():
-                    c, r, nc, nr = concatenated_forward(model, batch)
+                c, r, nc, nr, tokens = forward_pairs(model, [encoded[i] for i in idx], pad_id, acc, cfg.length_groups)
                 lp = PairLogps(c, r, nc, nr)
                 if spec.needs_reference:
-                    lp.ref_chosen = ref_chosen[batch["index"].cpu()].to(c.device)
-                    lp.ref_rejected = ref_rejected[batch["index"].cpu()].to(c.device)
+                    lp.ref_chosen = ref_chosen[idx].to(c.device)
+                    lp.ref_rejected = ref_rejected[idx].to(c.device)
                 out = spec.fn(lp, **loss_kwargs)
                 acc.backward(out.losses.sum() / step_pairs)
             _accumulate(sums, extra_sums, out, c, r, nc, nr)
             n_pairs += len(idx)
-            n_tokens += int(batch["attention_mask"].sum())
+            n_tokens += tokens
         grad_norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
