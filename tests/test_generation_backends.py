@@ -6,13 +6,31 @@ import re
 import pytest
 
 from harness.generation import SamplingSettings, apply_stop, get_generator
-from tests.openai_stub_server import StubServer, StubState, reply_for
+from harness.testing.fake_openai import FakeOpenAI
 
 QUESTIONS = ["What is 12 + 7?", "What is 45 - 9?", "What is 6 * 7?", "What is 88 + 11?", "What is 3 * 12?"]
 
 
 def convs(qs):
     return [[{"role": "user", "content": q}] for q in qs]
+
+
+def reply_for(content: str) -> str:
+    return "reply: " + content[::-1]
+
+
+def echo_responder(request: dict) -> dict:
+    """A reply derived from the last user message, cut to max_tokens words (one word = one token)."""
+    words = reply_for(request["messages"][-1]["content"]).split()
+    cut = words[: request.get("max_tokens") or len(words)]
+    return {"text": " ".join(cut), "completion_tokens": len(cut),
+            "finish_reason": "length" if len(cut) < len(words) else "stop"}
+
+
+def echo_server(fail_first: int = 0, fail_status: int = 500, latency_s: float = 0.0) -> FakeOpenAI:
+    fake = FakeOpenAI(responder=echo_responder, latency_s=latency_s)
+    fake.inject(*[fail_status] * fail_first)
+    return fake
 
 
 def test_apply_stop_cuts_at_earliest():
@@ -42,48 +60,45 @@ def test_hf_stop_string_and_length(tiny_model):
 
 
 def test_openai_concurrent_in_order_and_bounded():
-    state = StubState(delay_s=0.15)
     qs = [f"question number {i}" for i in range(12)]
-    with StubServer(state) as srv:
+    with echo_server(latency_s=0.15) as srv:
         gen = get_generator("openai", "stub-model", base_url=srv.base_url, api_key="sk-secret", concurrency=4, progress=False)
         out = gen.generate(convs(qs), SamplingSettings(max_new_tokens=50, temperature=0.5, stop=("zz",)))
     assert [g.text for g in out] == [reply_for(q) for q in qs]
     assert [g.n_tokens for g in out] == [len(reply_for(q).split()) for q in qs]
-    assert 2 <= state.max_in_flight <= 4
-    assert state.bodies[0]["temperature"] == 0.5 and state.bodies[0]["stop"] == ["zz"]
+    assert 2 <= srv.max_in_flight <= 4
+    first_body = srv.requests[0][1]
+    assert first_body["temperature"] == 0.5 and first_body["stop"] == ["zz"]
 
 
 def test_openai_max_tokens_gives_length():
-    with StubServer(StubState()) as srv:
+    with echo_server() as srv:
         g = get_generator("openai", "m", base_url=srv.base_url, progress=False).generate(
             convs(["a b c d e"]), SamplingSettings(max_new_tokens=2))[0]
     assert g.text == "reply: e" and g.finish_reason == "length" and g.n_tokens == 2
 
 
 def test_openai_retries_server_errors():
-    state = StubState(fail_first=3, fail_status=500)
-    with StubServer(state) as srv:
+    with echo_server(fail_first=3, fail_status=500) as srv:
         gen = get_generator("openai", "m", base_url=srv.base_url, concurrency=1, max_retries=4, backoff_s=0.01, progress=False)
         out = gen.generate(convs(["hello"]), SamplingSettings(max_new_tokens=10))
     assert out[0].text == reply_for("hello") and out[0].meta["attempts"] == 4
-    assert state.requests == 4
+    assert srv.n_requests == 4
 
 
 def test_openai_gives_up_and_hides_key():
-    state = StubState(fail_first=100, fail_status=503)
-    with StubServer(state) as srv:
+    with echo_server(fail_first=100, fail_status=503) as srv:
         gen = get_generator("openai", "m", base_url=srv.base_url, api_key="sk-very-secret", max_retries=2,
                             backoff_s=0.01, progress=False)
         with pytest.raises(RuntimeError, match="after 3 attempts") as e:
             gen.generate(convs(["hi"]), SamplingSettings(max_new_tokens=5))
     assert "sk-very-secret" not in str(e.value) and "sk-very-secret" not in repr(gen)
-    assert state.requests == 3
+    assert srv.n_requests == 3
 
 
 def test_openai_client_error_is_not_retried():
-    state = StubState(fail_first=100, fail_status=400)
-    with StubServer(state) as srv:
+    with echo_server(fail_first=100, fail_status=400) as srv:
         gen = get_generator("openai", "m", base_url=srv.base_url, max_retries=5, backoff_s=0.01, progress=False)
         with pytest.raises(RuntimeError, match="status 400"):
             gen.generate(convs(["hi"]), SamplingSettings(max_new_tokens=5))
-    assert state.requests == 1
+    assert srv.n_requests == 1

@@ -3,7 +3,8 @@
 It speaks real HTTP on 127.0.0.1 so the real ``openai`` client is exercised end to end.
 Faults are consumed one per request, in order: ``500``, ``("429", retry_after_s)``,
 ``"timeout"`` (sleep longer than the client waits), ``"malformed"`` (invalid JSON body),
-``"drop"`` (close the connection without answering), ``"401_echo"`` (auth error echoing the key).
+``"drop"`` (close the connection without answering), ``"401_echo"`` (auth error echoing the key),
+or any other integer HTTP status (an error body with that status).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 
 class _BackloggedServer(ThreadingHTTPServer):
@@ -21,9 +23,10 @@ class _BackloggedServer(ThreadingHTTPServer):
     # drops the SYNs of 32 simultaneous connections, costing a 1 s TCP retransmit each.
     request_queue_size = 128
     daemon_threads = True
-from typing import Callable
 
-# responder(request_json) -> str (the assistant text) or dict {"text": ..., "top_logprobs": [(token, logprob), ...]}
+
+# responder(request_json) -> str (the assistant text) or dict {"text": ..., "top_logprobs": [(token, logprob), ...],
+# optionally "finish_reason" and "completion_tokens" (else "stop" and about one token per 4 characters)}
 Responder = Callable[[dict], "str | dict"]
 
 
@@ -128,6 +131,9 @@ class FakeOpenAI:
                 if fault == "drop":
                     self.close_connection = True
                     return
+                if isinstance(fault, int) and 400 <= fault <= 599:
+                    body = {"error": {"message": "injected failure", "type": "server_error"}}
+                    return self._send(fault, json.dumps(body).encode())
                 raise ValueError(f"unknown fault {fault!r}")
 
         self._server = _BackloggedServer(("127.0.0.1", 0), Handler)
@@ -152,7 +158,7 @@ class FakeOpenAI:
         if isinstance(out, str):
             out = {"text": out}
         text = out["text"]
-        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        choice = {"index": 0, "finish_reason": out.get("finish_reason", "stop"), "message": {"role": "assistant", "content": text}}
         if request.get("logprobs"):
             top = out.get("top_logprobs") or [(text, 0.0)]
             choice["logprobs"] = {"content": [{
@@ -160,7 +166,7 @@ class FakeOpenAI:
                 "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top],
             }]}
         prompt_chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []))
-        usage = {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(text) // 4)}
+        usage = {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": out.get("completion_tokens", max(1, len(text) // 4))}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
                 "model": request.get("model", "fake"), "choices": [choice], "usage": usage}
