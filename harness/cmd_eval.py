@@ -32,6 +32,12 @@ def add_eval_arguments(p, *, model: bool = True) -> None:
     g.add_argument("--gen-base-url", help="OpenAI-compatible endpoint serving --model (with --backend openai).")
     g.add_argument("--gen-api-key-env", help="Environment variable with the generation endpoint's key "
                                              "(default: OPENAI_API_KEY, or none for a local server).")
+    g.add_argument("--mtbench-mode", choices=["single", "pairwise"], default="single",
+                   help="MT-Bench grading: single-answer scores (default) or pairwise against --mtbench-baseline.")
+    g.add_argument("--mtbench-baseline", help="FastChat model_answer JSONL of the baseline for pairwise MT-Bench.")
+    g.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1", help="Arena-Hard question set (default v0.1).")
+    g.add_argument("--arena-baseline", help="Baseline answers JSONL for Arena-Hard (default: the data dir's own; "
+                                            "v2.0's are not in the shared data).")
 
 
 def request_from_args(args, model: str):
@@ -51,7 +57,12 @@ def request_from_args(args, model: str):
     # The tiny default always runs on local tasks; other models use the hub unless offline.
     data_dir = None if args.hub else (args.data_dir or default_data_dir(prefer_local=getattr(args, "model", None) == "tiny"))
     tasks = [t for t in (args.tasks or "").split(",") if t] or None
-    options = {"judge": judge_config_from_args(args), "max_new_tokens": args.max_new_tokens}
+    per_benchmark = {
+        "mtbench": {"mode": getattr(args, "mtbench_mode", "single"), "baseline_answers": getattr(args, "mtbench_baseline", None)},
+        "arenahard": {"version": getattr(args, "arena_version", "v0.1"), "baseline_answers": getattr(args, "arena_baseline", None)},
+    }
+    options = {"judge": judge_config_from_args(args), "max_new_tokens": args.max_new_tokens,
+               "per_benchmark": {b: {k: v for k, v in o.items() if v is not None} for b, o in per_benchmark.items()}}
     return EvalRequest(model=model, backend=args.backend, backend_options=opts, limit=args.limit, tasks=tasks,
                        data_dir=data_dir, chat_template=args.chat_template, options=options)
 

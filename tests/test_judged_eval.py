@@ -208,3 +208,45 @@ def test_openai_generation_endpoint_and_judge(data_dir, tmp_path, monkeypatch, c
         assert gen_key.encode() not in p.read_bytes() and KEY.encode() not in p.read_bytes(), p
     out = capsys.readouterr()
     assert gen_key not in out.out + out.err and KEY not in out.out + out.err
+
+
+def test_arena_version_reaches_the_benchmark_and_v2_needs_baseline_answers(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
+    """--arena-version selects the question set; judging v2.0 without its baseline answers (not in the
+    shared data) stops with an error naming the missing file, and no result file is written."""
+    args = ["eval", "--model", str(tiny_model), "--benchmarks", "arenahard", "--arena-version", "v2.0", "--limit", "1",
+            "--max-new-tokens", "8", "--data-dir", str(data_dir)]
+    assert main(args + ["--run-id", "v2", "--output", str(tmp_path / "a")]) == 0  # no judge: answers only
+    rec = read_result(tmp_path / "a" / "v2" / "arenahard.json")
+    assert {s["task"] for s in rec["scores"]} == {"arena_hard_v2.0"}
+    assert (tmp_path / "a/v2/arenahard/arena_hard/arena-hard-v2.0/model_answer/v2.jsonl").exists()
+    monkeypatch.setenv("JUDGE_KEY", KEY)
+    capsys.readouterr()
+    with FakeOpenAI(responder=lambda r: "[[A=B]]") as fake:
+        rc = main(args + ["--run-id", "v2j", "--output", str(tmp_path / "b"), "--judge-model", "j",
+                          "--judge-base-url", fake.base_url, "--judge-api-key-env", "JUDGE_KEY"])
+    said = "".join(capsys.readouterr())
+    assert rc != 0 and "arena-hard-v2.0" in said and "o3-mini" in said, said[-2000:]
+    assert not (tmp_path / "b" / "v2j" / "arenahard.json").exists()
+
+
+def test_mtbench_pairwise_through_eval(tiny_model, data_dir, tmp_path, monkeypatch):
+    """--mtbench-mode pairwise grades against --mtbench-baseline in both orders. A judge that always
+    says [[A]] contradicts itself once the order is swapped, so every game is a tie (FastChat's rule)."""
+    common = ["eval", "--model", str(tiny_model), "--benchmarks", "mtbench", "--limit", "2", "--max-new-tokens", "8",
+              "--data-dir", str(data_dir)]
+    assert main(common + ["--run-id", "baseline", "--output", str(tmp_path / "base")]) == 0
+    baseline = tmp_path / "base/baseline/mtbench/mt_bench/model_answer/baseline.jsonl"
+    monkeypatch.setenv("JUDGE_KEY", KEY)
+    with FakeOpenAI(responder=lambda r: "[[A]]") as fake:
+        rc = main(common + ["--run-id", "cand", "--output", str(tmp_path / "pair"), "--mtbench-mode", "pairwise",
+                            "--mtbench-baseline", str(baseline), "--judge-model", "j",
+                            "--judge-base-url", fake.base_url, "--judge-api-key-env", "JUDGE_KEY"])
+        n_requests = fake.n_requests
+    assert rc == 0
+    rec = read_result(tmp_path / "pair/cand/mtbench.json")
+    got = {s["metric"]: s["value"] for s in rec["scores"] if s["task"] == "mt_bench_pairwise"}
+    assert got["win_rate"] == 0 and got["loss_rate"] == 0 and got["win_rate_adjusted"] == 0.5
+    # 2 questions x 2 turns x 2 orders; the tiny model's greedy answers equal the baseline's, so the
+    # swapped game is the very same request and comes from the cache
+    assert rec["judge"]["calls"] + rec["judge"]["cache_hits"] == 2 * 2 * 2
+    assert n_requests == rec["judge"]["calls"]

@@ -68,6 +68,7 @@ def settings(req: EvalRequest) -> dict:
     cfg = req.options.get("judge")
     ready = cfg is not None and not cfg.missing()
     return {"limit": req.limit, "backend": req.backend, "base_url": req.backend_options.get("base_url"),
+            "per_benchmark": req.options.get("per_benchmark"),
             "max_new_tokens": req.options.get("max_new_tokens"),
             "judge": {"model": cfg.model, "endpoint": cfg.endpoint} if ready else None}
 
@@ -87,8 +88,12 @@ def run_judged(name: str, req: EvalRequest) -> BenchmarkOutput:
     work = Path(req.work_dir)
     base = work.parent
     cap = req.options.get("max_new_tokens")
+    extra = dict((req.options.get("per_benchmark") or {}).get(name, {}))
+    for key in ("baseline_answers",):
+        if extra.get(key):
+            extra[key] = Path(extra[key])
     rec = judged_record(name, build_generator(req), judge_for(req), work, req.limit, run=req.run,
-                        data_dir=req.data_dir)
+                        data_dir=req.data_dir, **extra)
     conv = {k: _relative(v, work, base) for k, v in rec["conventions"].items()}
     if cap and isinstance(conv.get("max_new_tokens"), int):
         conv["max_new_tokens"] = min(cap, conv["max_new_tokens"])
