@@ -131,7 +131,7 @@ def _check_messages(value, where: str, fname: str) -> list[Message]:
     return value
 
 
-def _answer_text(value, prompt_msgs, where: str, fname: str) -> str:
+def _answer_text(value, where: str, fname: str) -> str:
     """The final assistant answer inside a string or a message list."""
     if isinstance(value, str):
         return value
@@ -165,8 +165,8 @@ def normalise_row(row, source: str, where: str) -> PreferencePair:
             prompt_msgs = c[:-1]
             if not prompt_msgs:
                 raise DataError(f"{where}: field 'prompt': missing and 'chosen' holds only the answer")
-            chosen = _answer_text(chosen, None, where, "chosen")
-            rejected = _answer_text(rejected, None, where, "rejected")
+            chosen = _answer_text(chosen, where, "chosen")
+            rejected = _answer_text(rejected, where, "rejected")
         else:
             raise DataError(f"{where}: field 'prompt': missing")
     else:
@@ -176,8 +176,8 @@ def normalise_row(row, source: str, where: str) -> PreferencePair:
             prompt_msgs = _check_messages(prompt, where, "prompt")
         else:
             raise DataError(f"{where}: field 'prompt': expected a string or a list of messages, got {type(prompt).__name__}")
-        chosen = _answer_text(chosen, prompt_msgs, where, "chosen")
-        rejected = _answer_text(rejected, prompt_msgs, where, "rejected")
+        chosen = _answer_text(chosen, where, "chosen")
+        rejected = _answer_text(rejected, where, "rejected")
 
     if not any(m["content"].strip() for m in prompt_msgs):
         raise DataError(f"{where}: field 'prompt': empty")

@@ -8,6 +8,7 @@ Runs unchanged under ``accelerate launch`` (DDP, FSDP, DeepSpeed).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -294,10 +295,9 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
         micros = epoch_cache[epoch][in_epoch]
         mine = [m[acc.process_index :: world] for m in micros]
         step_pairs = sum(len(m) for m in mine)
-        grad_norm = torch.tensor(0.0)
         for j, idx in enumerate(mine):
             sync = j == len(mine) - 1
-            ctx = acc.no_sync(model) if not sync else _nullcontext()
+            ctx = acc.no_sync(model) if not sync else contextlib.nullcontext()
             with ctx:
                 c, r, nc, nr, tokens = forward_pairs(model, [encoded[i] for i in idx], pad_id, acc, cfg.length_groups)
                 lp = PairLogps(c, r, nc, nr)
@@ -366,14 +366,6 @@ def _fused_adamw_ok(acc: Accelerator) -> bool:
 
     plain = acc.distributed_type in (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
     return plain and acc.device.type in ("cpu", "cuda")
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _accumulate(sums, extra_sums, out, c, r, nc, nr) -> None:

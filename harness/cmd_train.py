@@ -45,8 +45,8 @@ def config_from_args(args, method: str):
     from align.config import build_config
 
     recipe = args.recipe or ("tiny" if args.model == "tiny" else PAPER_RECIPES.get(method))
-    overrides = {k: getattr(args, k.lstrip("-").replace("-", "_")) for k, _, _ in OVERRIDES}
-    overrides = {k.lstrip("-").replace("-", "_"): v for k, v in overrides.items()}
+    names = (flag.lstrip("-").replace("-", "_") for flag, _, _ in OVERRIDES)
+    overrides = {name: getattr(args, name) for name in names}
     return build_config(
         recipe, method=method, model=args.model, data=args.data or None, output=args.output,
         reference_model=args.reference_model, resume=args.resume or None, skip_invalid=args.skip_invalid or None,

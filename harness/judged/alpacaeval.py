@@ -245,7 +245,7 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
         outputs = generate_outputs(generator, refs, answers_path, run["run_id"])
     else:
         outputs = read_json(answers_path)[: len(refs)]
-        run = run or {"run_id": common.safe_name(outputs[0]["generator"]), "method": "base", "model": outputs[0]["generator"]}
+        run = run or common.base_run(outputs[0]["generator"])
     for i, (o, r) in enumerate(zip(outputs, refs)):
         if o["instruction"] != r["instruction"]:
             raise DataError(f"{answers_path}: entry {i}: field 'instruction' does not match the AlpacaEval instruction")
@@ -253,7 +253,7 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
     conventions = {"annotator": ANNOTATOR, "baseline": "gpt4_1106_preview", "n_instructions": len(refs),
                    "model_outputs": str(answers_path), "max_new_tokens": MAX_NEW_TOKENS, "temperature": 0.0,
                    "order": "baseline/model order randomised per instruction (sha256 of the instruction)"}
-    missing = judge_cfg.missing() if judge_cfg is not None else ["a judge model (--judge-model)"]
+    missing = common.judge_missing(judge_cfg)
     if missing:
         reason = "not judged: missing " + "; ".join(missing)
         print(f"alpacaeval: outputs written to {answers_path}; {reason}", file=sys.stderr)

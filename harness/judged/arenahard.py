@@ -195,7 +195,7 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
     else:
         answers = load_answers(answers_path)
         model = next(iter(answers.values()))["model"]
-        run = run or {"run_id": common.safe_name(model), "method": "base", "model": model}
+        run = run or common.base_run(model)
     tokens = [a.get("metadata", {}).get("token_len") for a in answers.values() if a.get("metadata")]
     avg_tokens = float(np.mean(tokens)) if tokens else None
     baseline = VERSIONS[version]["baseline"]
@@ -203,7 +203,7 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
                    "bootstrap_rounds": bootstrap_rounds, "answers": str(answers_path), "n_questions": len(questions),
                    "max_new_tokens": MAX_NEW_TOKENS, "temperature": 0.0}
     tok_score = {"task": f"arena_hard_{version}", "metric": "avg_tokens", "value": avg_tokens, "n": len(tokens)}
-    missing = judge_cfg.missing() if judge_cfg is not None else ["a judge model (--judge-model)"]
+    missing = common.judge_missing(judge_cfg)
     if missing:
         reason = "not judged: missing " + "; ".join(missing)
         print(f"arena-hard: answers written to {answers_path}; {reason}", file=sys.stderr)

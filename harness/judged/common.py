@@ -11,10 +11,17 @@ from harness.results import hardware, now, versions
 
 
 def run_info(generator: Generator, run: dict | None) -> dict:
-    if run:
-        return run
-    name = getattr(generator, "name", None) or "model"
-    return {"run_id": safe_name(name), "method": "base", "model": name}
+    return run or base_run(getattr(generator, "name", None) or "model")
+
+
+def base_run(model: str) -> dict:
+    """The run block for answers of a model that no training run describes."""
+    return {"run_id": safe_name(model), "method": "base", "model": model}
+
+
+def judge_missing(judge_cfg) -> list[str]:
+    """What keeps the judge from running; empty when it is ready."""
+    return judge_cfg.missing() if judge_cfg is not None else ["a judge model (--judge-model)"]
 
 
 def safe_name(name: str) -> str:

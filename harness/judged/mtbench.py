@@ -292,11 +292,11 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
     else:
         answers = load_answers(answers_path)
         model_id = next(iter(answers.values()))["model_id"]
-        run = run or {"run_id": common.safe_name(model_id), "method": "base", "model": model_id}
+        run = run or common.base_run(model_id)
     conventions = {"protocol": "FastChat llm_judge", "mode": mode, "temperatures": TEMPERATURE,
                    "max_new_tokens": MAX_NEW_TOKENS, "answers": str(answers_path), "n_questions": len(questions),
                    "chat_template": "the generator's own (no FastChat system prompt added)"}
-    missing = judge_cfg.missing() if judge_cfg is not None else ["a judge model (--judge-model)"]
+    missing = common.judge_missing(judge_cfg)
     if missing:
         reason = "not judged: missing " + "; ".join(missing)
         print(f"mt-bench: answers written to {answers_path}; {reason}", file=sys.stderr)
