@@ -1,7 +1,9 @@
 """Shared fixtures: offline settings, the real shared data dir, one tiny model per session."""
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,36 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _loopback_only(sock: socket.socket, address) -> None:
+    """Tests may talk to loopback servers only: any other address is a bug in the test (or the code)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    host = address[0]
+    try:
+        ok = ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        ok = host == "localhost"
+    if not ok:
+        raise OSError(f"test suite blocks outbound connections: attempted {host}:{address[1]}")
+
+
+def _guarded_connect(self, address):
+    _loopback_only(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _loopback_only(self, address)
+    return _real_connect_ex(self, address)
+
+
+socket.socket.connect = _guarded_connect
+socket.socket.connect_ex = _guarded_connect_ex
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,3 +69,23 @@ def tiny_model(tmp_path_factory, _isolated_cache) -> Path:
     from align.tiny import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny", progress=False)
+
+
+def data_dir_variant(data_dir: Path, dest: Path, *, drop: tuple[str, ...] = ()) -> Path:
+    """A data dir that mirrors ``data_dir`` through symlinks, without the relative paths in ``drop``:
+    a test builds the data situation it tests instead of depending on what the shared folder holds."""
+    drop_parts = [Path(d).parts for d in drop]
+
+    def mirror(src: Path, dst: Path, depth: tuple[str, ...]) -> None:
+        dst.mkdir(parents=True, exist_ok=True)
+        for child in sorted(src.iterdir()):
+            rel = depth + (child.name,)
+            if rel in drop_parts:
+                continue
+            if any(parts[: len(rel)] == rel for parts in drop_parts):
+                mirror(child, dst / child.name, rel)  # an ancestor of something dropped
+            else:
+                (dst / child.name).symlink_to(child.resolve())
+
+    mirror(data_dir, dest, ())
+    return dest

@@ -91,8 +91,12 @@ def test_arenahard_end_to_end_loopback(data_dir, tmp_path, monkeypatch):
 
 
 def test_v2_without_baseline_answers_names_the_missing_file(data_dir, tmp_path, monkeypatch):
+    from tests.conftest import data_dir_variant
+
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x-123456")
+    bare = data_dir_variant(data_dir, tmp_path / "data",
+                            drop=("arena_hard/arena-hard-v2.0/model_answer/o3-mini-2025-01-31.jsonl",))
     with pytest.raises(DataError, match="o3-mini-2025-01-31.jsonl"):
         run_judged_benchmark("arenahard", ScriptedGenerator(), JudgeConfig(model="j", base_url="http://127.0.0.1:9/v1"),
-                             tmp_path, 2, data_dir=data_dir, version="v2.0",
+                             tmp_path, 2, data_dir=bare, version="v2.0",
                              run={"run_id": "v2", "method": "base", "model": "m"})

@@ -211,10 +211,14 @@ def test_openai_generation_endpoint_and_judge(data_dir, tmp_path, monkeypatch, c
 
 
 def test_arena_version_reaches_the_benchmark_and_v2_needs_baseline_answers(tiny_model, data_dir, tmp_path, monkeypatch, capsys):
-    """--arena-version selects the question set; judging v2.0 without its baseline answers (not in the
-    shared data) stops with an error naming the missing file, and no result file is written."""
+    """--arena-version selects the question set; judging v2.0 in a data dir without its baseline answers
+    stops with an error naming the missing file, and no result file is written."""
+    from tests.conftest import data_dir_variant
+
+    bare = data_dir_variant(data_dir, tmp_path / "data",
+                            drop=("arena_hard/arena-hard-v2.0/model_answer/o3-mini-2025-01-31.jsonl",))
     args = ["eval", "--model", str(tiny_model), "--benchmarks", "arenahard", "--arena-version", "v2.0", "--limit", "1",
-            "--max-new-tokens", "8", "--data-dir", str(data_dir)]
+            "--max-new-tokens", "8", "--data-dir", str(bare)]
     assert main(args + ["--run-id", "v2", "--output", str(tmp_path / "a")]) == 0  # no judge: answers only
     rec = read_result(tmp_path / "a" / "v2" / "arenahard.json")
     assert {s["task"] for s in rec["scores"]} == {"arena_hard_v2.0"}
@@ -227,6 +231,35 @@ def test_arena_version_reaches_the_benchmark_and_v2_needs_baseline_answers(tiny_
     said = "".join(capsys.readouterr())
     assert rc != 0 and "arena-hard-v2.0" in said and "o3-mini" in said, said[-2000:]
     assert not (tmp_path / "b" / "v2j" / "arenahard.json").exists()
+
+
+def test_arena_v2_judges_offline_against_the_shared_o3_mini_baseline(tiny_model, data_dir, tmp_path, monkeypatch):
+    """With the o3-mini baseline answers in the data dir, v2.0 needs no --arena-baseline: every game a tie
+    gives a score of exactly 50, and the baseline answer the judge saw is o3-mini's real answer."""
+    baseline_file = data_dir / "arena_hard/arena-hard-v2.0/model_answer/o3-mini-2025-01-31.jsonl"
+    if not baseline_file.exists():
+        pytest.fail(f"{baseline_file} missing from the shared data")
+    first_uid = json.loads((data_dir / "arena_hard/arena-hard-v2.0/question.jsonl").open().readline())["uid"]
+    first = next(a for a in map(json.loads, baseline_file.open()) if a["uid"] == first_uid)
+    seen = []
+
+    def responder(request):
+        seen.append(json.dumps(request))
+        return "[[A=B]]"
+
+    monkeypatch.setenv("JUDGE_KEY", KEY)
+    with FakeOpenAI(responder=responder) as fake:
+        rc = main(["eval", "--model", str(tiny_model), "--benchmarks", "arenahard", "--arena-version", "v2.0",
+                   "--limit", "1", "--max-new-tokens", "8", "--data-dir", str(data_dir), "--run-id", "v2ok",
+                   "--output", str(tmp_path / "c"), "--judge-model", "j", "--judge-base-url", fake.base_url,
+                   "--judge-api-key-env", "JUDGE_KEY"])
+    assert rc == 0
+    rec = read_result(tmp_path / "c" / "v2ok" / "arenahard.json")
+    score = next(s for s in rec["scores"] if s["metric"] == "score")
+    assert score["value"] == pytest.approx(50.0, abs=1e-6)
+    assert rec["conventions"]["baseline"] == "o3-mini-2025-01-31"
+    baseline_text = first["messages"][-1]["content"]["answer"]  # v2.0 files: content is {"answer": ...}
+    assert any(json.dumps(baseline_text[:200])[1:-1] in req for req in seen)
 
 
 def test_mtbench_pairwise_through_eval(tiny_model, data_dir, tmp_path, monkeypatch):
