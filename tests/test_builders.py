@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from align.builders import (corrupt_solution, gsm8k_corrupt, hh_rlhf, levenshtein, mc_pairs,
+from align.builders import (arithmetic_short, corrupt_solution, gsm8k_corrupt, hh_rlhf, levenshtein, mc_pairs,
                             normalised_edit_distance)
 from align.data import DataError, load_preference_data, split_hh_dialogue, write_jsonl
 
@@ -133,3 +133,27 @@ def test_jsonl_with_unicode_line_separator_loads(tmp_path):
     path = write_jsonl([{"prompt": "a\u2028b", "chosen": "x", "rejected": "y"}], tmp_path / "u.jsonl")
     pairs, _ = load_preference_data([str(path)])
     assert pairs[0].prompt[0]["content"] == "a\u2028b"
+
+
+def test_arithmetic_short_pairs_are_right_against_off_by_one_to_three(tmp_path):
+    import re
+
+    rep = arithmetic_short(tmp_path / "a.jsonl", n=150, seed=5)
+    rows = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert rep.n_pairs == len(rows) == 150 and {r["operation"] for r in rows} == {"addition", "subtraction", "multiplication"}
+    for r in rows:
+        a, op, b, c = re.fullmatch(r"(\d+) ([-+*]) (\d+) = (\d+)", r["chosen"]).groups()
+        assert r["prompt"] == f"What is {a} {op} {b}?"
+        assert int(c) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
+        head, wrong = r["rejected"].rsplit(" = ", 1)
+        assert head == f"{a} {op} {b}" and 1 <= abs(int(wrong) - int(c)) <= 3 and int(wrong) >= 0
+    # "12 + 5 = 17" against "12 + 5 = 18": one character of eleven.
+    assert normalised_edit_distance("12 + 5 = 17", "12 + 5 = 18") == pytest.approx(1 / 11)
+    expected = sum(normalised_edit_distance(r["chosen"], r["rejected"]) for r in rows) / len(rows)
+    assert rep.mean_edit_distance == pytest.approx(expected) and rep.mean_edit_distance < 0.2
+    pairs, _ = load_preference_data([str(tmp_path / "a.jsonl")])
+    assert [p.chosen for p in pairs] == [r["chosen"] for r in rows]
+    # Deterministic per seed, different across seeds.
+    arithmetic_short(tmp_path / "b.jsonl", n=150, seed=5)
+    arithmetic_short(tmp_path / "c.jsonl", n=150, seed=6)
+    assert (tmp_path / "b.jsonl").read_text() == (tmp_path / "a.jsonl").read_text() != (tmp_path / "c.jsonl").read_text()
