@@ -1,14 +1,17 @@
-"""Shared pieces of the training-dynamics experiments: base models, data, runs, log-prob probes.
+"""Shared pieces of the training-dynamics experiments: base model, data, configs, runs, probes, statistics.
 
-Everything heavy is cached under ``experiments/preference_dynamics/.work`` (not committed),
-so re-running an experiment only redoes what is missing. Committed outputs (JSON + PNG)
-go to ``results/`` next to this file.
+Heavy things (models, runs) are cached under ``.work/`` next to this file (not committed), so a
+re-run only redoes what is missing. Committed outputs (JSON + PNG) go to ``results/``. Result JSON
+is written row by row (atomically), and a script skips every row that is already there: a crash
+loses at most the run in progress.
 """
 from __future__ import annotations
 
-import gzip
+import dataclasses
 import json
+import math
 import os
+import statistics
 from pathlib import Path
 
 import torch
@@ -20,9 +23,12 @@ os.environ.setdefault("HARNESS_CACHE", str(WORK / "cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Sequence budget for GSM8K dialogues with the 1024-token BPE vocabulary (long pairs are truncated).
-GSM8K_LENGTHS = {"max_length": 384, "max_prompt_length": 192}
-HH_LENGTHS = {"max_length": 256, "max_prompt_length": 160}
+# GSM8K dialogues with the 1024-token BPE need ~300 tokens; the arithmetic pairs ~30.
+LENGTHS = {"max_length": 384, "max_prompt_length": 192}
+
+# One optimiser, schedule and step budget for every method (the issue's "same optimiser").
+OPTIM = dict(lr=5e-4, batch_size=8, grad_accum=1, warmup_ratio=0.1, lr_schedule="linear", weight_decay=0.0,
+             max_grad_norm=1.0, mixed_precision="no", length_groups=2)
 
 
 def data_dir() -> Path:
@@ -33,15 +39,20 @@ def data_dir() -> Path:
 
 
 def write_json(path: Path, obj) -> None:
+    from align.trainer import write_json_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    write_json_atomic(path, obj)
+
+
+def load_rows(path: Path) -> dict:
+    """The rows already measured (``{key: row}``), for resuming."""
+    return json.loads(path.read_text())["rows"] if path.exists() else {}
 
 
 # ---------------------------------------------------------------------- data
-def gsm8k_pairs(split: str = "train", n: int = 256, seed: int = 0) -> Path:
-    """gsm8k-corrupt pairs: a seeded sample of ``n`` from the GSM8K ``split``."""
+def gsm8k_pairs(split: str, n: int, seed: int = 0) -> Path:
+    """gsm8k-corrupt (long solutions, one intermediate number changed): a seeded sample of ``n``."""
     from align.builders import gsm8k_corrupt
 
     out = WORK / "data" / f"gsm8k-corrupt-{split}-{n}-s{seed}.jsonl"
@@ -50,157 +61,185 @@ def gsm8k_pairs(split: str = "train", n: int = 256, seed: int = 0) -> Path:
     return out
 
 
-def hh_pairs(n: int = 128, seed: int = 0) -> Path:
-    from align.builders import hh_rlhf
+def arithmetic_pairs(n: int, seed: int) -> Path:
+    """arithmetic-short (``a op b = c`` against ``c`` off by 1-3): short answers, low edit distance."""
+    from align.builders import arithmetic_short
 
-    out = WORK / "data" / f"hh-harmless-{n}-s{seed}.jsonl"
+    out = WORK / "data" / f"arithmetic-short-{n}-s{seed}.jsonl"
     if not out.exists():
-        hh_rlhf(data_dir() / "hh_rlhf" / "harmless-base" / "test.jsonl.gz", out, seed=seed, limit=n)
+        arithmetic_short(out, n=n, seed=seed)
     return out
 
 
-def _ids(path: Path) -> set[str]:
-    return {json.loads(x)["id"] for x in path.read_text().splitlines() if x.strip()}
+# Train and held-out pairs of each dataset (held-out: GSM8K test split; another generator seed).
+DATASETS = {
+    "gsm8k-corrupt": lambda n: (gsm8k_pairs("train", n), gsm8k_pairs("test", 64)),
+    "arithmetic-short": lambda n: (arithmetic_pairs(n, seed=101), arithmetic_pairs(64, seed=202)),
+}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 # ---------------------------------------------------------------- base model
-def base_model(n_gsm8k: int = 2000, n_hh: int = 1000, steps: int = 250) -> Path:
-    """One tiny Llama (1024-token BPE) pre-trained briefly on GSM8K train solutions and
-    HH-RLHF harmless chosen dialogues, both rendered as chat dialogues. Rows that the
-    preference pairs are built from are left out, so the pairs are unseen text."""
-    from align.data import split_hh_dialogue
-    from align.tiny import make_tiny_model, render_dialogue
+def base_model(n_pairs: int = 128, n_gsm8k: int = 1500, n_arith: int = 6000, steps: int = 300) -> Path:
+    """The tiny Llama (1024-token BPE) pre-trained on GSM8K train solutions and generated arithmetic
+    dialogues, rendered as chat dialogues. GSM8K rows and arithmetic problems that any pair set is
+    built from are left out, so every pair is unseen text."""
+    from align.tiny import arithmetic_corpus, make_tiny_model, render_dialogue
 
-    out = WORK / "models" / f"base-gsm8k{n_gsm8k}-hh{n_hh}-{steps}"
+    out = WORK / "models" / f"base-gsm8k{n_gsm8k}-arith{n_arith}-{steps}"
     if (out / "config.json").exists():
         return out
-    held = _ids(gsm8k_pairs("train")) | _ids(hh_pairs())
+    held_ids, held_prompts = set(), set()
+    for name, make in DATASETS.items():
+        for path in make(n_pairs):
+            for r in _rows(path):
+                held_ids.add(r["id"])
+                held_prompts.add(r["prompt"])
     texts = []
     for i, line in enumerate((data_dir() / "gsm8k" / "train.jsonl").read_text().splitlines(), start=1):
-        if f"train.jsonl:{i}" not in held and len(texts) < n_gsm8k:
+        if f"train.jsonl:{i}" not in held_ids and len(texts) < n_gsm8k:
             row = json.loads(line)
             texts.append(render_dialogue(row["question"], row["answer"]))
-    src = data_dir() / "hh_rlhf" / "harmless-base" / "test.jsonl.gz"
-    n_before = len(texts)
-    for i, line in enumerate(gzip.open(src, "rt", encoding="utf-8").read().splitlines(), start=1):
-        if f"test.jsonl.gz:{i}" in held or len(texts) - n_before >= n_hh:
-            continue
-        row = json.loads(line)
-        try:
-            prompt, chosen, _ = split_hh_dialogue(row["chosen"], row["rejected"])
-        except ValueError:
-            continue
-        msgs = prompt + [{"role": "assistant", "content": chosen}]
-        texts.append("<s>" + "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in msgs))
-    return make_tiny_model(out, texts, vocab_size=1024, pretrain_steps=steps, seq_len=192, batch_size=12)
+    for t in arithmetic_corpus(n_arith, seed=7):
+        question = t.split("<|user|>\n", 1)[1].split("<|end|>", 1)[0]
+        if question not in held_prompts:
+            texts.append(t)
+    return make_tiny_model(out, texts, vocab_size=1024, pretrain_steps=steps, seq_len=192, batch_size=12, progress=False)
+
+
+# ---------------------------------------------------------------- configs
+def make_config(method: str, loss: dict, **train):
+    """A TrainConfig for ``method`` with loss settings ``loss``. Works with loss settings as
+    TrainConfig fields (before the method zoo) or as one ``loss`` block (after it)."""
+    from align.config import TrainConfig, build_config
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    if "loss" in fields:
+        return build_config(None, method=method, loss=dict(loss), **train)
+    unknown = sorted(set(loss) - fields)
+    if unknown:
+        raise SystemExit(f"loss setting(s) {', '.join(unknown)} of method {method} are not TrainConfig fields "
+                         "in this checkout (merge the method zoo?)")
+    return build_config(None, method=method, **loss, **train)
+
+
+def method_available(method: str) -> bool:
+    from align.losses import LOSSES
+
+    return method in LOSSES
 
 
 # ---------------------------------------------------------------------- runs
-def train_run(name: str, model: Path, data: Path, **overrides) -> Path:
-    """One ``align.trainer.train`` run under the tiny recipe; skipped when already done
-    with the same configuration."""
-    from align.config import build_config
+def train_run(cfg) -> Path:
+    """One ``align.trainer.train`` run with checkpoints every ``cfg.save_steps`` kept (the trajectory);
+    skipped when a completed run with the same configuration is already there."""
     from align.trainer import train
 
-    out = WORK / "runs" / name
-    cfg = build_config("tiny", model=str(model), data=[str(data)], output=str(out), progress=False, **overrides)
+    out = Path(cfg.output)
     run_json = out / "run.json"
-    if run_json.exists() and json.loads(run_json.read_text())["config"] == json.loads(json.dumps(cfg.to_dict())):
-        return out
-    train(cfg)
+    same = run_json.exists() and json.loads(run_json.read_text())["config"] == json.loads(json.dumps(cfg.to_dict()))
+    if not same:
+        train(cfg)
     return out
 
 
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-
-
-def run_config(run: Path):
-    from align.config import TrainConfig
-
-    return TrainConfig(**json.loads((run / "run.json").read_text())["config"])
+def checkpoints(run: Path) -> list[tuple[int, Path]]:
+    """(step, weights file) of every kept checkpoint, then the final model."""
+    ck = sorted(((int(p.name.split("-")[1]), p / "model.safetensors") for p in (run / "checkpoints").glob("step-*")
+                 if (p / "model.safetensors").exists()), key=lambda x: x[0])
+    steps = json.loads((run / "run.json").read_text())["steps"]
+    return ck + [(steps, run / "model.safetensors")]
 
 
 # ------------------------------------------------------------- probes
-def encode(model: Path, data: Path, lengths: dict):
-    from transformers import AutoTokenizer
+class Probe:
+    """Summed log-probs of chosen and rejected answers of a fixed pair set, for any weights of one
+    architecture (the trainer's own ``compute_logps``), plus the answers' token counts."""
 
-    from align.data import load_preference_data
-    from align.encoding import encode_pairs
+    def __init__(self, base: Path, data: Path):
+        from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(model))
-    pairs, _ = load_preference_data([str(data)])
-    # Same skipping as the trainer with skip_invalid: prompts longer than max_length are dropped.
-    encoded, _ = encode_pairs(tok, pairs, lengths["max_length"], lengths["max_prompt_length"], skip_invalid=True)
-    return encoded, tok.pad_token_id
+        from align.data import load_preference_data
+        from align.encoding import encode_pairs
 
+        tok = AutoTokenizer.from_pretrained(str(base))
+        pairs, _ = load_preference_data([str(data)])
+        self.encoded, too_long = encode_pairs(tok, pairs, LENGTHS["max_length"], LENGTHS["max_prompt_length"], skip_invalid=True)
+        self.pad = tok.pad_token_id
+        self.base = base
+        self.n_chosen = torch.tensor([len(e.chosen_ids) for e in self.encoded], dtype=torch.float32)
+        self.n_rejected = torch.tensor([len(e.rejected_ids) for e in self.encoded], dtype=torch.float32)
+        self.c0, self.r0 = self.logps(base)
 
-def sequence_logps(model: Path, data: Path, lengths: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed log π(y_w|x), log π(y_l|x) of every pair (the trainer's own function)."""
-    from align.config import build_config
-    from align.trainer import compute_logps, load_model, make_accelerator
+    def logps(self, weights: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        from safetensors.torch import load_file
 
-    encoded, pad = encode(model, data, lengths)
-    cfg = build_config("tiny")
-    return compute_logps(load_model(str(model), cfg), encoded, make_accelerator(cfg), pad, 32, desc=f"log-probs {model.name}")
+        from align.config import TrainConfig
+        from align.trainer import compute_logps, load_model, make_accelerator
 
+        cfg = TrainConfig(mixed_precision="no")
+        model = load_model(str(self.base), cfg)
+        if weights != self.base and Path(weights).is_file():
+            state = load_file(str(weights))
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or [k for k in missing if k != "lm_head.weight"]:  # tied to the embeddings
+                raise RuntimeError(f"{weights}: does not fit {self.base} (missing {missing}, unexpected {unexpected})")
+        elif weights != self.base:
+            model = load_model(str(weights), cfg)
+        return compute_logps(model, self.encoded, make_accelerator(cfg), self.pad, 64, desc="probe")
 
-@torch.no_grad()
-def token_logps(model: Path, encoded, pad_id: int) -> list[tuple[list[float], list[float]]]:
-    """Per-token log-probs of each pair's chosen and rejected answer tokens."""
-    from transformers import AutoModelForCausalLM
+    def summary(self, c: torch.Tensor, r: torch.Tensor) -> dict:
+        """Changes against the base, summed and per answer token, and the preference accuracy."""
+        dc, dr = c - self.c0, r - self.r0
+        return {"acc": (c > r).float().mean().item(),
+                "d_chosen": dc.mean().item(), "d_rejected": dr.mean().item(),
+                "d_chosen_per_token": (dc / self.n_chosen).mean().item(),
+                "d_rejected_per_token": (dr / self.n_rejected).mean().item(),
+                "share_chosen_below_base": (dc < 0).float().mean().item(),
+                "chosen_per_token": (c / self.n_chosen).mean().item()}
 
-    from align.encoding import collate
+    def base_stats(self) -> dict:
+        """The base model's margins (summed and per token) and DGPO's weight at the start.
 
-    m = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32).eval()
-    out = []
-    for start in range(0, len(encoded), 16):
-        chunk = encoded[start : start + 16]
-        batch = collate(chunk, pad_id)
-        logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
-        targets = batch["labels"][:, 1:]
-        lp = torch.log_softmax(logits, -1).gather(2, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        b = len(chunk)
-        for i, e in enumerate(chunk):
-            rows = []
-            for row, ans in ((i, e.chosen_ids), (b + i, e.rejected_ids)):
-                mask = targets[row] != -100
-                rows.append(lp[row][mask].tolist()[: len(ans)])
-            out.append((rows[0], rows[1]))
-    return out
-
-
-def first_difference(a: list[int], b: list[int]) -> int | None:
-    for k, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return k
-    return None if len(a) == len(b) else min(len(a), len(b))
-
-
-def batch_indices_per_step(run: Path) -> list[list[int]]:
-    """The pair indices each optimizer step trained on (the trainer's seeded order)."""
-    from align.trainer import step_batches
-
-    cfg = run_config(run)
-    info = json.loads((run / "run.json").read_text())
-    steps, epoch = [], 0
-    while len(steps) < info["steps"]:
-        steps.extend([i for m in micros for i in m] for micros in step_batches(info["data"]["n_pairs"], cfg, epoch, 1))
-        epoch += 1
-    return steps
+        ``through_weight_ratio``: DGPO's loss is -log σ(β w (a − b)), a, b the per-token mean
+        log-probs, w = e^a + e^b. Its push on a is ∝ w + e^a (a − b); on b ∝ −(w − e^b (a − b)).
+        Detaching w leaves ±w, DPO's symmetric push; e^a (a − b) / w is what the gradient through
+        the weight adds to the chosen answer's push, relative to that symmetric part.
+        """
+        a, b = self.c0 / self.n_chosen, self.r0 / self.n_rejected
+        w = a.exp() + b.exp()
+        return {"n_pairs": len(self.encoded), "acc": (self.c0 > self.r0).float().mean().item(),
+                "chosen_tokens": self.n_chosen.mean().item(), "rejected_tokens": self.n_rejected.mean().item(),
+                "margin_summed": (self.c0 - self.r0).mean().item(), "margin_per_token": (a - b).mean().item(),
+                "chosen_logp_summed": self.c0.mean().item(), "chosen_logp_per_token": a.mean().item(),
+                "dgpo_weight": w.mean().item(),
+                "through_weight_ratio": (a.exp() * (a - b) / w).mean().item()}
 
 
-def displacement_curve(run: Path, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor) -> dict:
-    """Per step: mean log π(y) of the step's batch (from metrics.jsonl) minus the base
-    model's mean log π_ref(y) on the same pairs. Needs logging_steps=1."""
-    rows = read_metrics(run)
-    steps = batch_indices_per_step(run)
-    curve = {"step": [], "chosen": [], "rejected": [], "chosen_minus_ref": [], "rejected_minus_ref": []}
-    for r in rows:
-        idx = steps[r["step"] - 1]
-        curve["step"].append(r["step"])
-        curve["chosen"].append(r["logps/chosen"])
-        curve["rejected"].append(r["logps/rejected"])
-        curve["chosen_minus_ref"].append(r["logps/chosen"] - ref_chosen[idx].mean().item())
-        curve["rejected_minus_ref"].append(r["logps/rejected"] - ref_rejected[idx].mean().item())
-    return curve
+# ------------------------------------------------------------- statistics
+def mean_std(values: list[float | None]) -> dict:
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    return {"mean": statistics.fmean(v) if v else None, "std": statistics.stdev(v) if len(v) > 1 else (0.0 if v else None),
+            "n": len(v)}
+
+
+def at_accuracy(trajectory: list[dict], target: float, key: str) -> float | None:
+    """``key`` linearly interpolated at the first point where ``acc`` reaches ``target``; None if never."""
+    prev = None
+    for p in trajectory:
+        if p["acc"] >= target:
+            if prev is None or p["acc"] == prev["acc"]:
+                return p[key]
+            t = (target - prev["acc"]) / (p["acc"] - prev["acc"])
+            return prev[key] + t * (p[key] - prev[key])
+        prev = p
+    return None
+
+
+def fmt(ms: dict, digits: int = 2) -> str:
+    if ms["mean"] is None:
+        return "n.r."
+    return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
