@@ -11,9 +11,10 @@
     high-edit-distance contrast).
   * ``hh_rlhf``: raw Anthropic HH-RLHF dialogues split at the last shared assistant
     turn (``align.data.split_hh_dialogue``).
-  * ``arithmetic_short``: generated, no input file. Short answers ``a op b = c`` against
-    the same line with ``c`` off by 1-3: low edit distance like ``gsm8k_corrupt``, but a
-    handful of tokens, so a model that knows the sums has a large margin per token.
+  * ``arithmetic_short``: generated, no input file. Short worked answers ``a op b = c. The
+    answer is c.`` against the same with the final ``c`` off by 1-3: low edit distance like
+    ``gsm8k_corrupt``, but a dozen tokens, so a model that has learnt the format has a large
+    margin per token.
 
 Every builder is deterministic for a given seed (the only randomness: which step is
 corrupted, by how much, and the optional ``limit`` sample), writes JSONL atomically,
@@ -272,21 +273,21 @@ def hh_rlhf(input_path: str | Path, output: str | Path, *, seed: int = 0, limit:
 def arithmetic_short(output: str | Path, *, n: int = 256, seed: int = 0) -> BuildReport:
     """``n`` generated problems of the tiny model's arithmetic family (``align.tiny.arithmetic_problem``).
 
-    chosen = ``"a op b = c"``, rejected = the same with ``c`` changed by ±1-3 (``corrupt_number``,
-    never negative), so the pair differs in one number of a ~6-token answer; the
-    ``operation`` field names the operation."""
+    chosen = the worked answer ``"a op b = c. The answer is c."``; rejected = the same with the
+    final ``c`` changed by ±1-3 (``corrupt_number``, never negative): one number of a ~14-token
+    answer, inconsistent with the line before it, as gsm8k-corrupt's later steps are with the
+    changed result. The ``operation`` field names the operation."""
     from align.tiny import arithmetic_problem
 
     rng = random.Random(seed)
     report = BuildReport("arithmetic-short", [], str(output), seed)
     rows = []
     while len(rows) < n:
-        source, question, answer, result = arithmetic_problem(rng)
+        operation, question, answer, result = arithmetic_problem(rng)
         report.n_read += 1
-        chosen = answer.split(".")[0]  # "a op b = c"; the worked answer repeats c after it
-        wrong = corrupt_number(str(result), rng)
-        rows.append({"prompt": question, "chosen": chosen, "rejected": chosen[: -len(str(result))] + wrong,
-                     "operation": source, "id": f"arithmetic-short:{seed}:{len(rows)}"})
+        head = answer[: answer.rindex(str(result))]  # "a op b = c. The answer is "
+        rows.append({"prompt": question, "chosen": answer, "rejected": f"{head}{corrupt_number(str(result), rng)}.",
+                     "operation": operation, "id": f"arithmetic-short:{seed}:{len(rows)}"})
     return _finish(rows, report, output, None, seed)
 
 

@@ -135,22 +135,23 @@ def test_jsonl_with_unicode_line_separator_loads(tmp_path):
     assert pairs[0].prompt[0]["content"] == "a\u2028b"
 
 
-def test_arithmetic_short_pairs_are_right_against_off_by_one_to_three(tmp_path):
+def test_arithmetic_short_pairs_change_only_the_final_answer(tmp_path):
     import re
 
     rep = arithmetic_short(tmp_path / "a.jsonl", n=150, seed=5)
     rows = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert rep.n_pairs == len(rows) == 150 and {r["operation"] for r in rows} == {"addition", "subtraction", "multiplication"}
     for r in rows:
-        a, op, b, c = re.fullmatch(r"(\d+) ([-+*]) (\d+) = (\d+)", r["chosen"]).groups()
-        assert r["prompt"] == f"What is {a} {op} {b}?"
+        a, op, b, c, c2 = re.fullmatch(r"(\d+) ([-+*]) (\d+) = (\d+)\. The answer is (\d+)\.", r["chosen"]).groups()
+        assert r["prompt"] == f"What is {a} {op} {b}?" and c == c2
         assert int(c) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
-        head, wrong = r["rejected"].rsplit(" = ", 1)
-        assert head == f"{a} {op} {b}" and 1 <= abs(int(wrong) - int(c)) <= 3 and int(wrong) >= 0
-    # "12 + 5 = 17" against "12 + 5 = 18": one character of eleven.
-    assert normalised_edit_distance("12 + 5 = 17", "12 + 5 = 18") == pytest.approx(1 / 11)
+        head, wrong = r["rejected"][:-1].rsplit(" ", 1)
+        assert r["rejected"].startswith(f"{a} {op} {b} = {c}. The answer is ") and head + " " == r["chosen"][: len(head) + 1]
+        assert 1 <= abs(int(wrong) - int(c)) <= 3 and int(wrong) >= 0
+    # "5 + 7 = 12. The answer is 12." against "... is 13.": one character of 29.
+    assert normalised_edit_distance("5 + 7 = 12. The answer is 12.", "5 + 7 = 12. The answer is 13.") == pytest.approx(1 / 29)
     expected = sum(normalised_edit_distance(r["chosen"], r["rejected"]) for r in rows) / len(rows)
-    assert rep.mean_edit_distance == pytest.approx(expected) and rep.mean_edit_distance < 0.2
+    assert rep.mean_edit_distance == pytest.approx(expected) and rep.mean_edit_distance < 0.1
     pairs, _ = load_preference_data([str(tmp_path / "a.jsonl")])
     assert [p.chosen for p in pairs] == [r["chosen"] for r in rows]
     # Deterministic per seed, different across seeds.

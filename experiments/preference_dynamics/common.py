@@ -23,8 +23,10 @@ os.environ.setdefault("HARNESS_CACHE", str(WORK / "cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# GSM8K dialogues with the 1024-token BPE need ~300 tokens; the arithmetic pairs ~30.
-LENGTHS = {"max_length": 384, "max_prompt_length": 192}
+# GSM8K problems with solutions of at most GSM8K_MAX_CHARS characters (CPU budget: about a third
+# of GSM8K's rows) fit in ~190 tokens of the 1024-token BPE; the arithmetic pairs need ~25.
+GSM8K_MAX_CHARS = 200
+LENGTHS = {"max_length": 256, "max_prompt_length": 160}
 
 # One optimiser, schedule and step budget for every method (the issue's "same optimiser").
 OPTIM = dict(lr=5e-4, batch_size=8, grad_accum=1, warmup_ratio=0.1, lr_schedule="linear", weight_decay=0.0,
@@ -50,14 +52,34 @@ def load_rows(path: Path) -> dict:
     return json.loads(path.read_text())["rows"] if path.exists() else {}
 
 
+def save_rows(path: Path, result: dict) -> None:
+    """Write ``result`` with its ``rows`` and ``base`` merged into those already on disk, under a
+    lock, so that several processes (e.g. one per dataset) can fill one file."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = json.loads(path.read_text()) if path.exists() else {}
+        for part in ("rows", "base"):
+            result[part] = {**old.get(part, {}), **result.get(part, {})}
+        write_json(path, result)
+
+
 # ---------------------------------------------------------------------- data
 def gsm8k_pairs(split: str, n: int, seed: int = 0) -> Path:
-    """gsm8k-corrupt (long solutions, one intermediate number changed): a seeded sample of ``n``."""
+    """gsm8k-corrupt (multi-step solutions, one intermediate number changed): a seeded sample of
+    ``n`` from the GSM8K ``split`` rows whose solution has at most GSM8K_MAX_CHARS characters."""
     from align.builders import gsm8k_corrupt
+    from align.data import write_jsonl
 
-    out = WORK / "data" / f"gsm8k-corrupt-{split}-{n}-s{seed}.jsonl"
+    src = WORK / "data" / f"gsm8k-{split}-max{GSM8K_MAX_CHARS}chars.jsonl"
+    if not src.exists():
+        rows = [json.loads(x) for x in (data_dir() / "gsm8k" / f"{split}.jsonl").read_text().splitlines() if x.strip()]
+        write_jsonl([r for r in rows if len(r["answer"]) <= GSM8K_MAX_CHARS], src)
+    out = WORK / "data" / f"gsm8k-corrupt-{split}-max{GSM8K_MAX_CHARS}-{n}-s{seed}.jsonl"
     if not out.exists():
-        gsm8k_corrupt(data_dir() / "gsm8k" / f"{split}.jsonl", out, seed=seed, limit=n)
+        gsm8k_corrupt(src, out, seed=seed, limit=n)
     return out
 
 
@@ -83,31 +105,66 @@ def _rows(path: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------- base model
-def base_model(n_pairs: int = 128, n_gsm8k: int = 1500, n_arith: int = 6000, steps: int = 300) -> Path:
+def base_model(n_pairs: int = 128, n_gsm8k: int = 1500, n_arith: int = 6000, steps: int = 250) -> Path:
     """The tiny Llama (1024-token BPE) pre-trained on GSM8K train solutions and generated arithmetic
-    dialogues, rendered as chat dialogues. GSM8K rows and arithmetic problems that any pair set is
-    built from are left out, so every pair is unseen text."""
+    dialogues, rendered as chat dialogues. Problems that any pair set is built from are left out
+    (matched by question text), so every pair is unseen text."""
     from align.tiny import arithmetic_corpus, make_tiny_model, render_dialogue
 
     out = WORK / "models" / f"base-gsm8k{n_gsm8k}-arith{n_arith}-{steps}"
     if (out / "config.json").exists():
         return out
-    held_ids, held_prompts = set(), set()
-    for name, make in DATASETS.items():
-        for path in make(n_pairs):
-            for r in _rows(path):
-                held_ids.add(r["id"])
-                held_prompts.add(r["prompt"])
+    held_prompts = {r["prompt"] for make in DATASETS.values() for path in make(n_pairs) for r in _rows(path)}
     texts = []
-    for i, line in enumerate((data_dir() / "gsm8k" / "train.jsonl").read_text().splitlines(), start=1):
-        if f"train.jsonl:{i}" not in held_ids and len(texts) < n_gsm8k:
-            row = json.loads(line)
+    for row in _rows(data_dir() / "gsm8k" / "train.jsonl"):
+        if row["question"] not in held_prompts and len(texts) < n_gsm8k:
             texts.append(render_dialogue(row["question"], row["answer"]))
     for t in arithmetic_corpus(n_arith, seed=7):
         question = t.split("<|user|>\n", 1)[1].split("<|end|>", 1)[0]
         if question not in held_prompts:
             texts.append(t)
-    return make_tiny_model(out, texts, vocab_size=1024, pretrain_steps=steps, seq_len=192, batch_size=12, progress=False)
+    return make_tiny_model(out, texts, vocab_size=1024, pretrain_steps=steps, seq_len=128, batch_size=12, progress=False)
+
+
+def arithmetic_sft_model(n_pairs: int = 128, steps: int = 300, lr: float = 2e-3, seq_len: int = 64,
+                         batch_size: int = 24) -> Path:
+    """``base_model`` after a short supervised stage on arithmetic dialogues (plus some GSM8K
+    solutions, so that it keeps both): 250 pre-training steps leave the tiny model at chance on
+    arithmetic-short, and the papers start from SFT models. Pair problems stay left out."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from align.tiny import arithmetic_corpus, render_dialogue
+
+    base = base_model(n_pairs)
+    out = WORK / "models" / f"{base.name}-sft-arith{steps}"
+    if (out / "config.json").exists():
+        return out
+    held = {r["prompt"] for make in DATASETS.values() for path in make(n_pairs) for r in _rows(path)}
+    texts = [t for t in arithmetic_corpus(6000, seed=11) if t.split("<|user|>\n", 1)[1].split("<|end|>", 1)[0] not in held]
+    gsm = [r for r in _rows(data_dir() / "gsm8k" / "train.jsonl") if r["question"] not in held]
+    texts += [render_dialogue(r["question"], r["answer"]) for r in gsm[-500:]]
+    tok = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    ids = [i for t in texts for i in tok(t, add_special_tokens=False)["input_ids"]]
+    stream = torch.tensor(ids, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, len(stream) - seq_len - 1, (batch_size,), generator=gen).tolist()
+        batch = torch.stack([stream[s : s + seq_len] for s in starts])
+        model(input_ids=batch, labels=batch).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    tmp = out.with_name(out.name + ".tmp")
+    model.eval()
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
 
 
 # ---------------------------------------------------------------- configs
@@ -159,7 +216,7 @@ class Probe:
     """Summed log-probs of chosen and rejected answers of a fixed pair set, for any weights of one
     architecture (the trainer's own ``compute_logps``), plus the answers' token counts."""
 
-    def __init__(self, base: Path, data: Path):
+    def __init__(self, base: Path, data: Path, limit: int | None = None):
         from transformers import AutoTokenizer
 
         from align.data import load_preference_data
@@ -168,6 +225,7 @@ class Probe:
         tok = AutoTokenizer.from_pretrained(str(base))
         pairs, _ = load_preference_data([str(data)])
         self.encoded, too_long = encode_pairs(tok, pairs, LENGTHS["max_length"], LENGTHS["max_prompt_length"], skip_invalid=True)
+        self.encoded = self.encoded[:limit]  # the first ``limit`` pairs (CPU budget)
         self.pad = tok.pad_token_id
         self.base = base
         self.n_chosen = torch.tensor([len(e.chosen_ids) for e in self.encoded], dtype=torch.float32)

@@ -7,7 +7,7 @@ DPOP does not (Smaug, Figs. 3 and 5); DGPO raises the chosen log-prob where DPO 
 
 Every method: the same base model, AdamW, schedule and number of optimizer steps; one run
 per seed (the seed sets the batch order). The trajectory (checkpoints every EVAL_EVERY steps,
-probed on all training pairs) gives the comparison at matched preference accuracy; the final
+probed on the first TRAJECTORY_PAIRS training pairs) gives the comparison at matched preference accuracy; the final
 model is also probed on held-out pairs.
 
     python experiments/preference_dynamics/displacement.py
@@ -26,10 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import common  # noqa: E402
 
 N_TRAIN = 128  # training pairs per dataset
-STEPS = 64  # optimizer steps for every method (4 epochs of 128 pairs at batch 8)
+STEPS = 32  # optimizer steps for every method (2 epochs of 128 pairs at batch 8)
 EVAL_EVERY = 8  # checkpoint (and probe) interval
+TRAJECTORY_PAIRS = 64  # the first 64 training pairs are probed at every checkpoint (CPU budget)
 SEEDS = [0, 1, 2]
 DATASETS = ["gsm8k-corrupt", "arithmetic-short"]
+# The starting model per dataset: the pre-trained base is at chance on arithmetic-short, so that
+# dataset starts from the base after a short arithmetic SFT stage (common.arithmetic_sft_model).
+BASES = {"gsm8k-corrupt": lambda: common.base_model(N_TRAIN), "arithmetic-short": lambda: common.arithmetic_sft_model(N_TRAIN)}
 
 # (label, registered loss, loss settings). Settings not given are the loss's own defaults.
 # DPO β 0.01 is the DGPO paper's DPO baseline (its Table 6), 0.3 the Smaug paper's.
@@ -58,18 +62,18 @@ KEYS = ("acc", "d_chosen", "d_chosen_per_token", "d_rejected", "d_rejected_per_t
 
 def train_settings(base: Path, data: Path, seed: int, output: Path) -> dict:
     return dict(model=str(base), data=[str(data)], output=str(output), max_steps=STEPS, seed=seed,
-                save_steps=EVAL_EVERY, save_total_limit=1000, logging_steps=1, ref_batch_size=64, progress=False,
+                save_steps=EVAL_EVERY, save_total_limit=1000, logging_steps=1, ref_batch_size=64, progress=False, skip_invalid=True,
                 **common.OPTIM, **common.LENGTHS)
 
 
-def measure(result: dict) -> None:
-    base = common.base_model(N_TRAIN)
+def measure(result: dict, datasets: list[str]) -> None:
     rows = result["rows"]
-    for ds in DATASETS:
+    for ds in datasets:
+        base = BASES[ds]()
         train_path, held_path = common.DATASETS[ds](N_TRAIN)
-        probe, held = common.Probe(base, train_path), common.Probe(base, held_path)
-        result["base"][ds] = {"train": probe.base_stats(), "held_out": held.base_stats()}
-        common.write_json(OUT, result)
+        probe, held = common.Probe(base, train_path, TRAJECTORY_PAIRS), common.Probe(base, held_path)
+        result["base"][ds] = {"model": base.name, "train": common.Probe(base, train_path).base_stats(), "train_probed": probe.base_stats(),
+                              "held_out": held.base_stats()}
         for label, method, loss in METHODS:
             if not common.method_available(method):
                 result["skipped"][label] = f"loss '{method}' not registered in this checkout"
@@ -86,7 +90,7 @@ def measure(result: dict) -> None:
                     trajectory.append({"step": step, **probe.summary(*probe.logps(weights))})
                 rows[key] = {"dataset": ds, "label": label, "method": method, "loss": loss, "seed": seed,
                              "trajectory": trajectory, "held_out": held.summary(*held.logps(run / "model.safetensors"))}
-                common.write_json(OUT, result)
+                common.save_rows(OUT, result)
                 print(f"{key:45s} acc {trajectory[-1]['acc']:.2f}  Δchosen {trajectory[-1]['d_chosen']:8.2f} "
                       f"({trajectory[-1]['d_chosen_per_token']:+.3f}/token)", flush=True)
 
@@ -98,7 +102,7 @@ def summarise(result: dict) -> None:
     for ds in DATASETS:
         mine = [r for r in rows if r["dataset"] == ds]
         labels = list(dict.fromkeys(r["label"] for r in mine))
-        base_acc = result["base"][ds]["train"]["acc"]
+        base_acc = result["base"][ds]["train_probed"]["acc"]
         finals = {lab: common.mean_std([r["trajectory"][-1]["acc"] for r in mine if r["label"] == lab])["mean"] for lab in labels}
         # Matched accuracy: halfway from the base to the best method's mean final accuracy.
         target = base_acc + 0.5 * (max(finals.values(), default=base_acc) - base_acc)
@@ -159,11 +163,21 @@ def plot(result: dict) -> None:
 
 
 def main() -> None:
-    result = {"setup": {"n_train": N_TRAIN, "steps": STEPS, "eval_every": EVAL_EVERY, "seeds": SEEDS,
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", choices=DATASETS, action="append",
+                    help="measure only this dataset (repeatable; processes may share the JSON); default: all")
+    args = ap.parse_args()
+    result = {"setup": {"n_train": N_TRAIN, "steps": STEPS, "eval_every": EVAL_EVERY, "trajectory_pairs": TRAJECTORY_PAIRS, "seeds": SEEDS,
                         "optimiser": common.OPTIM, "lengths": common.LENGTHS,
                         "methods": [{"label": lab, "method": m, "loss": loss} for lab, m, loss in METHODS]},
               "base": {}, "skipped": {}, "rows": common.load_rows(OUT)}
-    measure(result)
+    measure(result, args.dataset or DATASETS)
+    result["rows"] = common.load_rows(OUT) | result["rows"]
+    if args.dataset:
+        common.save_rows(OUT, result)
+        return
     summarise(result)
     common.write_json(OUT, result)
     plot(result)
