@@ -61,8 +61,10 @@ def save_rows(path: Path, result: dict) -> None:
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = json.loads(path.read_text()) if path.exists() else {}
-        for part in ("rows", "base"):
-            result[part] = {**old.get(part, {}), **result.get(part, {})}
+        for part in ("rows", "base"):  # in place: callers hold references to these dicts
+            mine = result.setdefault(part, {})
+            for k, v in old.get(part, {}).items():
+                mine.setdefault(k, v)
         write_json(path, result)
 
 

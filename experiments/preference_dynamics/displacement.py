@@ -66,6 +66,41 @@ def train_settings(base: Path, data: Path, seed: int, output: Path) -> dict:
                 **common.OPTIM, **common.LENGTHS)
 
 
+def gradient_decomposition(base: Path, data: Path, n: int = TRAJECTORY_PAIRS, batch: int = 8) -> dict:
+    """DGPO's gradient at the starting model, split into the detached part (symmetric, like DPO's)
+    and the part through the weight π_w+π_l (full minus detached, from the registered loss itself).
+    ``chosen_rate``: first-order change of Σ log π(y_w|x) per token along each part's unit descent
+    direction (> 0: a step along it raises the chosen answers)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from align.encoding import collate
+    from align.logps import concatenated_forward
+    from align.losses import PairLogps, get_loss
+
+    probe = common.Probe(base, data, n)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    params = [p for p in model.parameters() if p.requires_grad]
+    fn = get_loss("dgpo").fn
+
+    def grad(what: str):
+        model.zero_grad(set_to_none=True)
+        for s in range(0, len(probe.encoded), batch):
+            c, r, nc, nr = concatenated_forward(model, collate(probe.encoded[s : s + batch], probe.pad))
+            if what == "chosen":
+                (c / nc).sum().backward()
+            else:
+                fn(PairLogps(c, r, nc, nr), beta=2.5, length_normalize=True, detach_weight=what == "detached").losses.sum().backward()
+        return torch.cat([p.grad.flatten() for p in params]).clone()
+
+    full, detached, chosen = grad("full"), grad("detached"), grad("chosen")
+    through = full - detached
+    rate = {k: (-(g @ chosen) / g.norm()).item() for k, g in (("detached", detached), ("through_weight", through), ("full", full))}
+    return {"n_pairs": len(probe.encoded), "norm_ratio_through_weight_to_detached": (through.norm() / detached.norm()).item(),
+            "cosine_through_weight_detached": (through @ detached / (through.norm() * detached.norm())).item(),
+            "chosen_rate": rate}
+
+
 def measure(result: dict, datasets: list[str]) -> None:
     rows = result["rows"]
     for ds in datasets:
@@ -73,7 +108,7 @@ def measure(result: dict, datasets: list[str]) -> None:
         train_path, held_path = common.DATASETS[ds](N_TRAIN)
         probe, held = common.Probe(base, train_path, TRAJECTORY_PAIRS), common.Probe(base, held_path)
         result["base"][ds] = {"model": base.name, "train": common.Probe(base, train_path).base_stats(), "train_probed": probe.base_stats(),
-                              "held_out": held.base_stats()}
+                              "held_out": held.base_stats(), "dgpo_gradient": gradient_decomposition(base, train_path)}
         for label, method, loss in METHODS:
             if not common.method_available(method):
                 result["skipped"][label] = f"loss '{method}' not registered in this checkout"
@@ -139,7 +174,7 @@ def plot(result: dict) -> None:
 
     rows = list(result["rows"].values())
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    colors = {lab: plt.get_cmap("tab20")(i % 20) for i, lab in enumerate(labels)}
+    colors = {lab: plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")(i) for i, lab in enumerate(labels)}
     for what, ylabel in (("step", "optimizer step"), ("acc", "preference accuracy (training pairs)")):
         fig, axes = plt.subplots(1, len(DATASETS), figsize=(6 * len(DATASETS), 4.5))
         for ax, ds in zip(axes, DATASETS):

@@ -25,8 +25,21 @@ def base_table(base: dict, names: dict) -> str:
         rows.append([names.get(ds, ds), b.get("model", "?"), str(t["n_pairs"]), f"{t['chosen_tokens']:.1f}", f"{t['acc']:.3f}",
                      f"{t['margin_summed']:.3f}", f"{t['margin_per_token']:.4f}", f"{t['chosen_logp_per_token']:.3f}",
                      f"{t['dgpo_weight']:.3f}", f"{t['through_weight_ratio']:.4f}"])
-    return table(["pairs (train)", "starting model", "n", "answer tokens", "base acc", "margin, summed", "margin per token",
-                  "log π(y_w) per token", "DGPO weight π_w+π_l", "through-weight term e^a(a−b)/w"], rows)
+    out = table(["pairs (train)", "starting model", "n", "answer tokens", "base acc", "margin, summed", "margin per token",
+                 "log π(y_w) per token", "DGPO weight π_w+π_l", "through-weight term e^a(a−b)/w"], rows)
+    grad_rows = []
+    for ds, b in base.items():
+        g = b.get("dgpo_gradient")
+        if g:
+            r = g["chosen_rate"]
+            grad_rows.append([names.get(ds, ds), str(g["n_pairs"]), f"{g['norm_ratio_through_weight_to_detached']:.3f}",
+                              f"{g['cosine_through_weight_detached']:.2f}", f"{r['detached']:+.2f}", f"{r['through_weight']:+.2f}",
+                              f"{r['full']:+.2f}"])
+    if grad_rows:
+        out += "\n\nDGPO's gradient at the starting model (β 2.5), split into the detached part and the part through the weight:\n\n"
+        out += table(["pairs", "n", "‖through-weight‖ / ‖detached‖", "cosine", "chosen rate: detached", "through weight", "full"],
+                     grad_rows)
+    return out
 
 
 def displacement_tables(d: dict) -> str:
