@@ -226,7 +226,7 @@ class Probe:
 
         tok = AutoTokenizer.from_pretrained(str(base))
         pairs, _ = load_preference_data([str(data)])
-        self.encoded, too_long = encode_pairs(tok, pairs, LENGTHS["max_length"], LENGTHS["max_prompt_length"], skip_invalid=True)
+        self.encoded, _ = encode_pairs(tok, pairs, LENGTHS["max_length"], LENGTHS["max_prompt_length"], skip_invalid=True)
         self.encoded = self.encoded[:limit]  # the first ``limit`` pairs (CPU budget)
         self.pad = tok.pad_token_id
         self.base = base

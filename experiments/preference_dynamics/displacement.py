@@ -37,7 +37,7 @@ BASES = {"gsm8k-corrupt": lambda: common.base_model(N_TRAIN), "arithmetic-short"
 
 # (label, registered loss, loss settings). Settings not given are the loss's own defaults.
 # DPO β 0.01 is the DGPO paper's DPO baseline (its Table 6), 0.3 the Smaug paper's.
-# The method-zoo losses use the DGPO paper's Table 6 settings; a loss this checkout does not
+# The method-zoo losses run with their registered defaults ({}); a loss this checkout does not
 # register is skipped and listed in the JSON's "skipped".
 METHODS = [
     ("dpo β0.01", "dpo", {"beta": 0.01}),

@@ -31,6 +31,7 @@ LOSS = ("dpo", {"beta": 0.1})  # the sDPO recipe (Zephyr's DPO β)
 ARMS = [
     ("sdpo easy-to-hard", "easy-to-hard", ("arithmetic", "gsm8k")),
     ("sdpo random", "random", ("arithmetic", "gsm8k")),
+    ("sdpo hard-to-easy", "given", ("gsm8k", "arithmetic")),  # the reverse order, a control
     ("dpo all data", None, ("arithmetic", "gsm8k")),
 ]
 PAPER = {"gamma_chunk2_under_S": -38.6, "gamma_chunk2_under_M1": -25.1, "table_3_H4_easy_to_hard": 74.31,
