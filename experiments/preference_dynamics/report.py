@@ -45,8 +45,9 @@ def base_table(base: dict, names: dict) -> str:
 def displacement_tables(d: dict) -> str:
     out = []
     for ds, s in d["summary"].items():
-        out.append(f"**{ds}** (base: acc {d['base'][ds]['train']['acc']:.3f} train, "
-                   f"{d['base'][ds]['held_out']['acc']:.3f} held-out; matched accuracy = "
+        b = d["base"][ds]
+        out.append(f"**{ds}** (starting model: acc {b['train_probed']['acc']:.3f} on the 64 probed training pairs "
+                   f"({b['train']['acc']:.3f} on all), {b['held_out']['acc']:.3f} held-out; matched accuracy = "
                    f"{s['matched_accuracy_target']:.3f})\n")
         rows = []
         for lab, m in s["methods"].items():
