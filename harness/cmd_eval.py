@@ -93,8 +93,9 @@ def print_unavailable(paths) -> None:
 
 
 def _eval(args) -> int:
-    from harness.evaluation.runner import describe_model, evaluate_model
+    from harness.evaluation.runner import describe_model, evaluate_model, report_incomplete
     from harness.judge import JudgeError
+    from harness.judged.common import INCOMPLETE_EXIT
 
     benches = [b for b in args.benchmarks.split(",") if b]
     try:
@@ -109,7 +110,7 @@ def _eval(args) -> int:
     for p in paths:
         print(f"wrote {p}")
     print_unavailable(paths)
-    return 0
+    return INCOMPLETE_EXIT if report_incomplete(paths) else 0
 
 
 @registrar

@@ -1,31 +1,61 @@
 """`harness judge`: judge saved answers (MT-Bench, AlpacaEval 2, Arena-Hard) with an OpenAI-compatible judge."""
 from __future__ import annotations
 
+import sys
+
 from harness.commands import registrar
 
 
 def add_judge_arguments(p) -> None:
     """Judge flags, shared with commands that generate and then judge."""
-    p.add_argument("--judge-model", help="Judge model name at the endpoint (e.g. gpt-4-1106-preview).")
+    p.add_argument("--judge-model", help="Judge model name at the endpoint (e.g. gpt-4-1106-preview); with "
+                                         "--judge-backend vllm, a local model path or hub id.")
     p.add_argument("--judge-base-url", help="OpenAI-compatible endpoint (default: the OpenAI API).")
     p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
                    help="Name of the environment variable that holds the judge's API key (default OPENAI_API_KEY).")
     p.add_argument("--judge-concurrency", type=int, default=32, help="Judge requests in flight at once (default 32).")
     p.add_argument("--judge-max-retries", type=int, default=6, help="Retries per request on 429/5xx/timeouts (default 6).")
+    p.add_argument("--judge-backend", choices=["openai", "vllm"], default="openai",
+                   help="openai: the endpoint at --judge-base-url. vllm: start `vllm serve --judge-model` on a free "
+                        "loopback port for the run and stop it after (default openai).")
+    p.add_argument("--judge-tensor-parallel-size", type=int, default=1, help="vllm judge: GPUs for the judge (default 1).")
+    p.add_argument("--judge-server-cmd", help="vllm judge: the server command (default $HARNESS_JUDGE_SERVER_CMD or "
+                                              "'vllm serve'); the model, --host, --port and the options are appended.")
+    p.add_argument("--judge-server-args", help="vllm judge: extra server arguments, e.g. '--max-model-len 8192 "
+                                               "--gpu-memory-utilization 0.5'.")
+    p.add_argument("--judge-server-timeout", type=float, default=900.0,
+                   help="vllm judge: seconds to wait for the server's /health (default 900).")
+    p.add_argument("--judge-price-in", type=float, help="Judge price in USD per million prompt tokens "
+                                                        "(default: harness/judge/prices.yaml when the model is listed).")
+    p.add_argument("--judge-price-out", type=float, help="Judge price in USD per million completion tokens.")
+    p.add_argument("--max-judge-cost", type=float, metavar="USD",
+                   help="Refuse to start judging when the estimated bill exceeds USD; stop cleanly (resumable) when "
+                        "the real spend reaches it.")
+    p.add_argument("--dry-run", action="store_true",
+                   help="Print the judge bill (calls after the cache, tokens, cost) and stop: nothing is judged and "
+                        "no judged result is written (answers are still generated).")
 
 
 def judge_config_from_args(args):
-    from harness.judge import JudgeConfig
+    from harness.judge import JudgeConfig, Ledger
 
     if not getattr(args, "judge_model", None):
         return None
+    if not hasattr(args, "_judge_ledger"):
+        args._judge_ledger = Ledger()  # one spend ledger per command, shared by all its benchmarks
     return JudgeConfig(model=args.judge_model, base_url=args.judge_base_url, api_key_env=args.judge_api_key_env,
-                       concurrency=args.judge_concurrency, max_retries=args.judge_max_retries)
+                       concurrency=args.judge_concurrency, max_retries=args.judge_max_retries,
+                       backend=args.judge_backend, server_cmd=args.judge_server_cmd,
+                       server_args=args.judge_server_args, tensor_parallel_size=args.judge_tensor_parallel_size,
+                       server_timeout_s=args.judge_server_timeout, price_in=args.judge_price_in,
+                       price_out=args.judge_price_out, max_cost=args.max_judge_cost, dry_run=args.dry_run,
+                       ledger=args._judge_ledger)
 
 
 def _judge(args) -> int:
-    from harness.judge import JudgeError
+    from harness.judge import JudgeDryRun, JudgeError
     from harness.judged import run_judged_benchmark
+    from harness.judged.common import INCOMPLETE_EXIT, incomplete
     from harness.judged.data import DataError
     from harness.results import ResultError
 
@@ -39,14 +69,22 @@ def _judge(args) -> int:
     try:
         rec = run_judged_benchmark(args.benchmark, None, cfg, args.out, args.limit, run=run,
                                    results_dir=args.results, **options)
+    except JudgeDryRun as e:
+        print(e)
+        return 0
     except (JudgeError, DataError, ResultError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}")
         return 2
     for s in rec["scores"]:
         extra = f" ± {s['stderr']:.3f}" if s.get("stderr") is not None else ""
         extra += f" CI95 [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]" if s.get("ci95") else ""
-        value = "n/a (" + s["unavailable"] + ")" if s["value"] is None else f"{s['value']:.3f}"
+        cov = s.get("coverage")
+        extra += f" (partial: {cov['judged']}/{cov['expected']} judged)" if cov and cov["judged"] < cov["expected"] else ""
+        value = f"n/a ({s.get('unavailable') or 'no value'})" if s["value"] is None else f"{s['value']:.3f}"
         print(f"{s['task']:<24} {s['metric']:<28} {value}{extra}")
+    if msg := incomplete(rec):
+        print(msg, file=sys.stderr)
+        return INCOMPLETE_EXIT
     return 0 if rec.get("judge", {}).get("configured") else 3
 
 

@@ -36,8 +36,9 @@ def _train_and_eval(args) -> int:
     from align.trainer import resolve_model
     from harness.cmd_eval import judge_notice, print_unavailable, request_from_args
     from harness.cmd_train import config_from_args
-    from harness.evaluation.runner import describe_model, evaluate_model
+    from harness.evaluation.runner import describe_model, evaluate_model, report_incomplete
     from harness.judge import JudgeError
+    from harness.judged.common import INCOMPLETE_EXIT
     from harness.leaderboard import InvalidResults, regenerate
     from harness.methods import training_methods
 
@@ -89,7 +90,7 @@ def _train_and_eval(args) -> int:
     bar.close()
     print_unavailable(written)
     print(f"results in {args.results}/, {len(out['written'])} leaderboard files in {args.leaderboards}/")
-    return 0
+    return INCOMPLETE_EXIT if report_incomplete(written) else 0
 
 
 @registrar

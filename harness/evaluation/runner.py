@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness import results as R
 from harness.evaluation import EvalRequest, get_benchmark
+from harness.judge.config import JudgeDryRun
 
 BUDGET_KEYS = ("steps", "epochs", "max_steps", "batch_size", "grad_accum", "world_size")
 
@@ -62,7 +63,11 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
         req = request or EvalRequest(model=model)
         req.model, req.run, req.work_dir = model, run, str(target.with_suffix(""))
         started = R.now()
-        out = fn(req)
+        try:
+            out = fn(req)
+        except JudgeDryRun as e:  # the bill is printed; nothing judged, no result: go on to the next benchmark
+            print(f"{run['run_id']}/{name}: {e}")
+            continue
         record = {
             "schema_version": R.SCHEMA_VERSION, "run": run, "benchmark": name, "scores": out.scores,
             "conventions": out.conventions, "backend": out.backend, "judge": out.judge, "hardware": R.hardware(),
@@ -79,11 +84,30 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
     return written
 
 
+def report_incomplete(paths) -> int:
+    """Print what is missing from each result judged below full coverage (and how to finish it);
+    the number of such results (a command exits non-zero when there is one)."""
+    import sys
+
+    from harness.judged.common import incomplete
+
+    n = 0
+    for p in paths:
+        if msg := incomplete(R.read_result(p)):
+            print(msg, file=sys.stderr)
+            n += 1
+    return n
+
+
 def _same_settings(path: Path, req: EvalRequest | None, fn=None) -> bool:
+    from harness.judged.common import incomplete
+
     try:
         rec = R.read_result(path)
     except R.ResultError:
         return False
+    if incomplete(rec):
+        return False  # a partial judged result is resumed, never reused as it is
     conv = rec.get("conventions") or {}
     if req is not None and getattr(fn, "settings", None) is not None:
         return conv.get("settings") == fn.settings(req)

@@ -284,7 +284,7 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
     else:
         scores.insert(1, common.unavailable("alpaca_eval_2", "length_controlled_win_rate", why))
     judge_info = {**judge_cfg.describe(), "configured": True, **client.stats.to_json(), "unparseable": unparseable,
-                  "unjudged": len(refs) - len(rows), "annotations": str(path), "upstream_judge": ann["upstream_judge"],
+                  "unjudged": len(refs) - len(rows), "expected": len(refs), "annotations": str(path), "upstream_judge": ann["upstream_judge"],
                   "request": ann["completions_kwargs"], **{k: wr[k] for k in ("n_wins", "n_wins_base", "n_draws")}}
     print(f"alpacaeval: {client.stats.summary()}; {unparseable} unparseable verdicts", file=sys.stderr)
     return common.make_record("alpacaeval", run, generator, scores, judge=judge_info, conventions=conventions,

@@ -230,7 +230,7 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
     else:
         scores = [common.unavailable(task, "score", "no parseable verdicts"), tok_score]
     judge_info = {**judge_cfg.describe(), "configured": True, **client.stats.to_json(), "unparseable": unparseable,
-                  "unjudged": len(questions) - len(rows), "judgments": str(path), "upstream_judge": jc["upstream_judge"],
+                  "unjudged": len(questions) - len(rows), "expected": len(questions), "judgments": str(path), "upstream_judge": jc["upstream_judge"],
                   "n_battles": len(battles)}
     print(f"arena-hard: {client.stats.summary()}; {unparseable} unparseable verdicts", file=sys.stderr)
     return common.make_record("arenahard", run, generator, scores, judge=judge_info, conventions=conventions,

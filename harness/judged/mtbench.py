@@ -326,7 +326,7 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
             conventions["radar_png"] = str(radar_png(per_cat, bench / f"radar_{model_id}.png", model_id))
         expected = sum(2 if len(q["turns"]) > 1 else 1 for q in questions)
     judged = sum(1 for r in store.records if r.get("model", r.get("model_1")) == model_id)
-    judge_info.update(client.stats.to_json(), unparseable=unparseable, unjudged=max(0, expected - judged),
+    judge_info.update(client.stats.to_json(), unparseable=unparseable, unjudged=max(0, expected - judged), expected=expected,
                       judgments=str(path))
     print(f"mt-bench: {client.stats.summary()}; {unparseable} unparseable verdicts", file=sys.stderr)
     return common.make_record("mtbench", run, generator, scores, judge=judge_info, conventions=conventions,
