@@ -46,10 +46,11 @@ def test_retries_are_bounded_and_failure_is_reported(key):
     with FakeOpenAI() as fake:
         cfg = JudgeConfig(model="j", base_url=fake.base_url, max_retries=2, backoff_base_s=0.01, progress=False)
         client = JudgeClient(cfg)
+        _run(client)  # the endpoint works (a run where nothing succeeds stops: tests/test_judge_ops.py)
         fake.inject(500, 500, 500, 500)
-        [reply] = _run(client)
+        [reply] = _run(client, req={**REQ, "max_tokens": 17})
         assert reply.text is None and "InternalServerError" in reply.error
-        assert fake.n_requests == 3 and client.stats.failures == 1
+        assert fake.n_requests == 1 + 3 and client.stats.failures == 1
 
 
 def test_concurrency_is_bounded_and_cache_answers_reruns(key, tmp_path):

@@ -355,9 +355,10 @@ class JudgeClient:
             self.stats.judge_seconds += time.perf_counter() - start
             if self.cache is not None:
                 self.cache.store.sync()
-        if not self._healthy and self.stats.stopped:
+        if not self._healthy and self.stats.failures:  # no request of this run succeeded
+            why = self.stats.stopped or f"{self.stats.failures} judge requests failed; last: {self.stats.last_error}"
             raise JudgeError(f"judge endpoint {self.cfg.request_url if self.cfg.url else self.cfg.endpoint} is not "
-                             f"usable: {self.stats.stopped}. Nothing new was judged.")
+                             f"usable: {why}. Nothing new was judged.")
         if self.cfg.ledger.stopped and not self.stats.stopped:
             self.stats.stopped = self.cfg.ledger.stopped
 

@@ -53,6 +53,7 @@ class FakeOpenAI:
     port: int = 0  # 0: any free port
     healthy_after_s: float | None = 0.0  # /health answers 200 this long after start; None: never
     fail_status: int | None = None  # every chat request gets this HTTP status
+    status_for: Callable[[dict], "int | None"] | None = None  # request -> an HTTP status to fail with, or None
     _started: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -120,6 +121,8 @@ class FakeOpenAI:
                         time.sleep(fake.latency_s)
                     if fault is None and fake.fail_status is not None:
                         fault = fake.fail_status
+                    if fault is None and fake.status_for is not None:
+                        fault = fake.status_for(request)
                     if fault is not None:
                         return self._fault(fault)
                     self._send(200, json.dumps(fake.completion(request)).encode())
