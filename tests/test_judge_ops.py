@@ -63,9 +63,12 @@ def test_partial_judgment_records_coverage_exits_nonzero_and_resumes(key, data_d
                "last error: InternalServerError: HTTP 500" in err
         assert "rerun the same command" in err and KEY not in err
         assert fake.n_requests == 2 + 2 * 2  # two turn-1 replies; each turn-2 request tried twice
-        from harness.evaluation.runner import _same_settings
+        from harness.evaluation.runner import _same_settings, report_incomplete
 
-        assert not _same_settings(out / "alpaca-13b" / "mtbench.json", None)  # train-and-eval resumes it
+        path = out / "alpaca-13b" / "mtbench.json"
+        assert not _same_settings(path, None)  # train-and-eval resumes it instead of reusing it
+        assert report_incomplete([path]) == 1  # harness eval / train-and-eval exit 4 on it
+        assert "alpaca-13b/mtbench: incomplete: 2 of 4" in capsys.readouterr().err
         fake.status_for = None
         rc = main(_mt(data_dir, out, fake.base_url))
         assert rc == 0 and fake.n_requests == 6 + 2  # only the two missing judgments were requested
