@@ -231,3 +231,22 @@ def test_kill_at_a_random_moment_pays_at_most_the_reply_in_flight(data_dir, tmp_
         assert p.wait(120) == 0, p.stderr.read().decode()[-2000:]
         assert 12 <= fake.n_requests <= 12 + 1, (kill_after, before, fake.n_requests)
     assert _result(out)["judge"]["coverage"] == {"judged": 12, "expected": 12}
+
+
+def test_eval_dry_run_skips_the_result_and_goes_on(tmp_path, capsys, monkeypatch):
+    from harness.evaluation import BENCHMARKS, BenchmarkOutput, EvalRequest
+    from harness.evaluation.runner import evaluate_model
+    from harness.judge import JudgeDryRun
+
+    def dry(req):
+        raise JudgeDryRun("dry run: mt-bench judging: 4 calls, ~$0.08; nothing judged", {"calls": 4})
+
+    def ok(req):
+        return BenchmarkOutput(scores=[{"task": "t", "metric": "m", "value": 1.0}], conventions={}, backend={"name": "x"})
+
+    monkeypatch.setitem(BENCHMARKS, "dry_bench", dry)
+    monkeypatch.setitem(BENCHMARKS, "ok_bench", ok)
+    run = {"run_id": "r", "method": "base", "model": "m"}
+    paths = evaluate_model("m", ["dry_bench", "ok_bench"], tmp_path, run=run, request=EvalRequest(model="m"))
+    assert [p.name for p in paths] == ["ok_bench.json"] and not (tmp_path / "r" / "dry_bench.json").exists()
+    assert "r/dry_bench: dry run: mt-bench judging: 4 calls" in capsys.readouterr().out
