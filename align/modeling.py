@@ -207,6 +207,10 @@ def adapter_base(adapter_dir: str | Path) -> str:
     return json.loads((Path(adapter_dir) / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
 
 
+def adapter_rank(adapter_dir: str | Path) -> int:
+    return int(json.loads((Path(adapter_dir) / ADAPTER_CONFIG).read_text())["r"])
+
+
 def is_adapter_dir(path: str | Path) -> bool:
     p = Path(path)
     return (p / ADAPTER_CONFIG).exists() and not (p / "config.json").exists()
