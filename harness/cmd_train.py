@@ -113,7 +113,7 @@ def train_summary(run: dict, output: str, seconds: float) -> str:
         where += f"; {lora['trainable_params']:,} of {lora['total_params']:,} parameters trained"
     return (f"{run['loss']['name']}: {run['steps']} steps in {seconds:.1f} s; final loss {last.get('loss', float('nan')):.4f}, "
             f"reward accuracy {last.get('rewards/accuracies', float('nan')):.2f}, margin {last.get('rewards/margins', float('nan')):.3f}\n"
-            f"{where} ({run['steps']} steps)")
+            f"{where}")
 
 
 def _train_sdpo(args) -> int:
