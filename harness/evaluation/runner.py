@@ -11,6 +11,16 @@ from harness.evaluation import EvalRequest, get_benchmark
 BUDGET_KEYS = ("steps", "epochs", "max_steps", "batch_size", "grad_accum", "world_size")
 
 
+def run_group(method: str, config: dict) -> str:
+    """The same for runs that differ only in their seed (and where they were written): tables average over it."""
+    import hashlib
+
+    from align.config import RUNTIME_FIELDS
+
+    same = {k: v for k, v in config.items() if k not in (*RUNTIME_FIELDS, "seed")}
+    return f"{method}-" + hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def describe_model(model: str, run_id: str | None = None, method: str | None = None) -> dict:
     """The `run` block of a result: from the trained model's run.json when present, else a base model."""
     from align.fingerprint import model_fingerprint
@@ -24,6 +34,8 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
         method = method or cfg.get("method") or (run.get("loss") or {}).get("name")
         info = {
             "method": method,
+            "seed": cfg.get("seed"),
+            "group": run_group(method, cfg),
             "hyperparameters": {**{k: v for k, v in (run.get("loss") or {}).items() if k != "name"},
                                 **{k: cfg.get(k) for k in ("lr", "warmup_ratio", "lr_schedule", "max_length",
                                                            "max_prompt_length", "seed", "reference_model")}},
@@ -37,7 +49,7 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
                        "world_size": run.get("world_size")},
         }
     else:
-        info = {"method": method or "base", "hyperparameters": {}, "base_model": model,
+        info = {"method": method or "base", "seed": None, "group": method or "base", "hyperparameters": {}, "base_model": model,
                 "base_model_fingerprint": model_fingerprint(model), "data": None, "data_fingerprint": None,
                 "budget": None}
     fp = model_fingerprint(model)
