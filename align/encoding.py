@@ -112,3 +112,14 @@ def collate(encoded: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
         "labels": label_t,
         "index": torch.tensor([e.index for e in encoded], dtype=torch.long),
     }
+
+
+def mismatched_pairs(encoded: list[EncodedPair], max_length: int) -> list[EncodedPair]:
+    """Each pair's prompt with the answers of the pair before it (the last pair's for the first): the
+    mismatched prompt/answer pairs a KL estimate needs (KTO's reference point). Answers are cut to fit."""
+    out = []
+    for i, e in enumerate(encoded):
+        other = encoded[i - 1]
+        room = max_length - len(e.prompt_ids)
+        out.append(EncodedPair(e.prompt_ids, other.chosen_ids[:room], other.rejected_ids[:room], e.source, e.index))
+    return out

@@ -43,6 +43,7 @@ from align.data import DataError, default_preference_data, fingerprint_pairs, lo
 from align.encoding import encode_pair, fingerprint_encoded
 from align.fingerprint import model_fingerprint
 from align.losses import get_loss
+from align.methods import Method, register_wrapper
 
 PARTITIONS = ("easy-to-hard", "random", "given")
 DEFAULT_SINGLE_SOURCE_STEPS = 2  # the paper trains in two steps
@@ -213,8 +214,9 @@ def _completed(step_dir: Path) -> bool:
 
 
 # ---------------------------------------------------------------------- run
-def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, partition: str = "easy-to-hard") -> dict:
-    """Run sDPO; returns the summary also written to ``sdpo.json``."""
+def train_sdpo(cfg: TrainConfig, loss: str | None = None, steps: int | None = None, partition: str | None = None) -> dict:
+    """Run sDPO; returns the summary also written to ``sdpo.json``. ``loss``, ``steps`` and ``partition``
+    default to the configuration's inner loss, ``sdpo_steps`` and ``sdpo_partition``."""
     from transformers import AutoTokenizer
 
     from align.trainer import make_accelerator, resolve_model, train
@@ -222,6 +224,9 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
     from align.modeling import check_settings
 
     check_settings(cfg)
+    loss = loss or cfg.loss.get("name") or "dpo"
+    steps = steps if steps is not None else cfg.sdpo_steps
+    partition = partition or cfg.sdpo_partition or "easy-to-hard"
     spec = get_loss(loss)
     if partition not in PARTITIONS:
         raise ValueError(f"unknown sDPO partition '{partition}'; choose one of {', '.join(PARTITIONS)}")
@@ -275,8 +280,9 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
                 "start_fingerprint": model_fingerprint(prev)}
         if not (cfg.resume and _completed(step_dir)):
             # LoRA: M_t is merged (it is the next step's start and reference); only M_T may stay an adapter.
-            step_cfg = dataclasses.replace(cfg, method=loss, model=prev, output=str(step_dir), reference_model=None,
-                                           merge_lora=cfg.merge_lora or t < n_steps)
+            step_cfg = dataclasses.replace(cfg, method=loss, loss={**cfg.loss, "name": loss}, model=prev,
+                                           output=str(step_dir), reference_model=None, sdpo_steps=None,
+                                           sdpo_partition=None, merge_lora=cfg.merge_lora or t < n_steps)
             run = train(step_cfg, pairs=[pairs[i] for i in chunk["indices"]])
             if not run["completed"]:  # stopped on purpose (stop_after_steps); resume continues here
                 state["steps"].append({**info, "completed": False})
@@ -324,6 +330,18 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
     except Exception as e:  # a plot must never cost a finished run
         print(f"warning: could not plot training curves: {e}")
     return state
+
+
+def _report(cfg: TrainConfig, state: dict) -> str:
+    if not state["completed"]:
+        return f"sDPO stopped before the end; continue with --resume ({cfg.output}/sdpo.json)"
+    return (format_gamma_table(state) + f"\nsDPO: {len(state['chunks'])} steps; final model written to {cfg.output} "
+            f"(steps in {cfg.output}/step-*)")
+
+
+register_wrapper(Method("sdpo", train_sdpo, wraps_loss=True, default_loss="dpo", recipe="sdpo",
+                        config_fields=("sdpo_steps", "sdpo_partition"), report=_report,
+                        doc="stepwise DPO (Kim et al. 2024): T chunks, step t trains M_{t-1} with M_{t-1} as reference"))
 
 
 def format_gamma_table(state: dict) -> str:

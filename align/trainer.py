@@ -9,7 +9,6 @@ Runs unchanged under ``accelerate launch`` (DDP, FSDP, DeepSpeed).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -26,10 +25,11 @@ from accelerate.utils import gather_object, set_seed
 from align.cache import cache_root
 from align.config import TrainConfig
 from align.data import LoadReport, default_preference_data, load_preference_data
-from align.encoding import collate, encode_pairs, fingerprint_encoded
+from align.encoding import collate, encode_pairs, fingerprint_encoded, mismatched_pairs
 from align.fingerprint import model_fingerprint
 from align.logps import concatenated_forward
-from align.losses import PairLogps, get_loss
+from align.losses import PairLogps
+from align.methods import loss_kwargs
 from align.modeling import load_model  # noqa: F401  (align.sdpo and callers import it from here)
 
 METRIC_KEYS = ("loss", "logps/chosen", "logps/rejected", "logps/chosen_mean", "logps/rejected_mean",
@@ -60,14 +60,6 @@ def make_accelerator(cfg: TrainConfig, log_with: list[str] | None = None) -> Acc
         return Accelerator(mixed_precision=mp, cpu=multi_cpu)
     project = ProjectConfiguration(project_dir=cfg.output, logging_dir=str(tracking_dir(cfg.output)))
     return Accelerator(mixed_precision=mp, cpu=multi_cpu, log_with=log_with, project_config=project)
-
-
-def loss_kwargs_for(fn, cfg: TrainConfig, defaults: dict) -> dict:
-    """The loss's defaults, overridden by config fields the loss actually accepts."""
-    accepted = set(inspect.signature(fn).parameters) - {"lp"}
-    kwargs = dict(defaults)
-    kwargs.update({k: v for k, v in cfg.loss_overrides().items() if k in accepted})
-    return kwargs
 
 
 # ------------------------------------------------------- reference log-probs
@@ -236,8 +228,7 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     set_seed(cfg.seed)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
-    spec = get_loss(cfg.method)
-    loss_kwargs = loss_kwargs_for(spec.fn, cfg, spec.defaults)
+    spec, loss_settings = loss_kwargs(cfg)
 
     model_name = resolve_model(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(model_name)
@@ -268,11 +259,16 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
 
     ref_chosen = ref_rejected = None
     ref_key, ref_cached = None, False
+    # Extra inputs a loss declares (align.losses.INPUTS): the pairs they are log-probs of, by name.
+    extra_pairs = {"mismatched": mismatched_pairs(encoded, cfg.max_length)} if "mismatched" in spec.needs else {}
+    extra_ref = {}
     if spec.needs_reference:
         ref_name = resolve_model(cfg.reference_model) if cfg.reference_model else model_name
         ref_chosen, ref_rejected, ref_key, ref_cached = reference_logps(
             cfg, model, ref_name, encoded, acc, pad_id, acc.mixed_precision
         )
+        for name, pairs_ in extra_pairs.items():
+            extra_ref[name] = reference_logps(cfg, model, ref_name, pairs_, acc, pad_id, acc.mixed_precision)[:2]
 
     world = acc.num_processes
     steps_per_epoch = len(step_batches(len(encoded), cfg, 0, world))
@@ -320,7 +316,15 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
                 if spec.needs_reference:
                     lp.ref_chosen = ref_chosen[idx].to(c.device)
                     lp.ref_rejected = ref_rejected[idx].to(c.device)
-                out = spec.fn(lp, **loss_kwargs)
+                for name, pairs_ in extra_pairs.items():
+                    with torch.no_grad():
+                        ec, er, _, _, _ = forward_pairs(model, [pairs_[i] for i in idx], pad_id, acc, cfg.length_groups)
+                    setattr(lp, f"{name}_chosen", ec)
+                    setattr(lp, f"{name}_rejected", er)
+                    if name in extra_ref:
+                        setattr(lp, f"ref_{name}_chosen", extra_ref[name][0][idx].to(c.device))
+                        setattr(lp, f"ref_{name}_rejected", extra_ref[name][1][idx].to(c.device))
+                out = spec.fn(lp, **loss_settings)
                 acc.backward(out.losses.sum() / step_pairs)
             _accumulate(sums, extra_sums, out, c, r, nc, nr)
             n_pairs += len(idx)
@@ -361,7 +365,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     run = {
         "config": cfg.to_dict(),
         "model_path": model_name,
-        "loss": {"name": cfg.method, "needs_reference": spec.needs_reference, **loss_kwargs},
+        "recipe": cfg.recipe,
+        "loss": {"name": spec.name, "needs_reference": spec.needs_reference, **loss_settings},
         "data": {"specs": specs, "n_pairs": len(encoded), "per_source": report.per_source,
                  "n_skipped": report.n_skipped + len(too_long), "fingerprint": fingerprint_encoded(encoded)},
         "base_model_fingerprint": model_fingerprint(model_name),
