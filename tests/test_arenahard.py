@@ -9,7 +9,7 @@ import pytest
 
 from harness.judge import JudgeConfig
 from harness.judged import arenahard as ah
-from harness.judged import bt, run_judged_benchmark
+from harness.judged import arena_rules, arena_style, bt, run_judged_benchmark
 from harness.judged.data import DataError
 from harness.testing.fake_openai import FakeOpenAI
 from harness.testing.scripted import ScriptedGenerator
@@ -42,14 +42,118 @@ def test_bt_two_models_equals_tie_split_win_rate():
     assert bt.win_rate(r["m"], r["base"]) == pytest.approx(100 * (42 + 4) / 60, abs=1e-6)
 
 
-def test_verdict_parse_uses_config_regexes(data_dir):
+V01 = r"\[\[([AB<>=]+)\]\]"
+
+
+@pytest.mark.parametrize("text,verdict,why,again", [
+    ("I cannot decide.", None, "no verdict label", True),
+    ("Reasoning... My final verdict is: [[A>B]]", "A>B", None, False),
+    ("At first [[B>>A]]; on reflection still [[B>>A]]", "B>>A", None, False),
+    ("First [[A>B]], then I change my mind: [[B>>A]]", None, "conflicting verdicts ['A>B', 'B>>A']", False),
+    ("lower case [[b>a]] is no match in 2024", None, "no verdict label", True),
+])
+def test_v01_parser_is_the_2024_rule(data_dir, text, verdict, why, again):
     jc = ah.load_config("v0.1", data_dir)
-    assert jc["patterns"][0] == r"\[\[([AB<>=]+)\]\]" and jc["max_tokens"] == 4096
-    assert "[[A>>B]]" in jc["system"] and jc["system_source"].endswith("judge_config_v0.1_2024.yaml")
-    p = jc["patterns"]
-    assert ah.parse_verdict("thinking [[A>B]] ... final: [[b>>a]]", p) == "B>>A"
-    assert ah.parse_verdict("single bracket [A=B]", p) == "A=B"
-    assert ah.parse_verdict("no label", p) is None
+    assert jc["patterns"] == [V01] and jc["rule"] == "2024" and jc["attempts"] == 2
+    assert arena_rules.parse(text, jc["patterns"], "2024") == (verdict, why, again)
+
+
+@pytest.mark.parametrize("text,verdict", [
+    ("I cannot decide.", None),
+    ("Reasoning... My final verdict is: [[A>B]]", "A>B"),
+    ("At first [[B>>A]]; on reflection still [[B>>A]]", "B>>A"),
+    ("First [[A>B]], then I change my mind: [[B>>A]]", "B>>A"),  # the last match wins
+    ("single bracket only [a=b]", "A=B"),  # upper-cased, second pattern
+])
+def test_v2_parser_is_the_current_rule(data_dir, text, verdict):
+    jc = ah.load_config("v2.0", data_dir)
+    assert jc["patterns"][0] == V01 and jc["rule"] == "current" and jc["attempts"] == 1
+    assert ah.parse_verdict(text, jc["patterns"], "current") == verdict
+
+
+def test_counting_per_version():
+    """2024: each game on its own, mirrored labels not counted; current: mirrored labels count and a question
+    with one game lacking a verdict is dropped whole."""
+    games = [{"score": "B<A", "why": None}, {"score": "A>>B", "why": None}]  # baseline wins g1; model wins g2 strongly
+    assert arena_rules.question_scores({"games": games}, "2024") == (
+        [(1, 1.0)] * 3, ["game 1: label 'B<A' not counted by the 2024 scorer"])
+    assert arena_rules.question_scores({"games": games}, "current") == ([(0, 0.0), (1, 1.0), (1, 1.0), (1, 1.0)], [])
+    one = [{"score": None, "why": "no verdict label"}, {"score": "A>B", "why": None}]
+    assert arena_rules.question_scores({"games": one}, "2024") == ([(1, 1.0)], ["game 1: no verdict label"])
+    assert arena_rules.question_scores({"games": one}, "current") == (
+        [], ["game 1: no verdict label", "other game dropped with it"])
+
+
+def _records(rng, model, n=40):
+    labels = ["A>>B", "A>B", "A=B", "B>A", "B>>A", "no label here"]
+    return [{"uid": f"q{i:03d}", "model": model, "games": [{"judgment": f"[[{rng.choice(labels)}]]"},
+                                                            {"judgment": f"[[{rng.choice(labels)}]]"}]}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("version", ["v0.1", "v2.0"])
+def test_scores_do_not_depend_on_judgment_order(version):
+    """The same judgments in another order (as concurrent judging finishes them) give byte-identical scores."""
+    import json
+
+    rng = np.random.default_rng(3)
+    recs = {m: _records(rng, m) for m in ("m1", "m2")}
+    rule = ah.VERSIONS[version]["rule"]
+
+    def scored(order_seed):
+        r = np.random.default_rng(order_seed)
+        rows = {m: ah.counted([recs[m][i] for i in r.permutation(len(recs[m]))], [V01], rule)[0] for m in recs}
+        base = {"name": "base"}
+        return json.dumps(ah.score_category(version, rows, {}, base, None, 50), sort_keys=True)
+
+    first = scored(0)
+    assert scored(1) == first and scored(2) == first
+
+
+def test_style_control_recovers_planted_strength_under_length_bias():
+    """Three models with planted strengths against the baseline; the judge also favours longer answers, and the
+    strongest model writes the shortest ones. With length control the recovered strength differences match the
+    planted ones; without it they are pulled toward the length ranking."""
+    rng = np.random.default_rng(7)
+    truth = {"m1": 0.0, "m2": 0.8, "m3": 1.6}  # log-odds against the baseline
+    mean_len = {"m1": 900, "m2": 500, "m3": 250}
+    planted_gamma = 1.2
+    rows, meta, base_meta = {}, {}, {}
+    lens_base = {}
+    n = 2000
+    for i in range(n):
+        lens_base[f"q{i}"] = int(rng.integers(300, 700))
+        base_meta[f"q{i}"] = {"token_len": lens_base[f"q{i}"], "header_count": 0, "list_count": 0, "bold_count": 0}
+    feats = {}
+    for m in truth:
+        meta[m] = {}
+        for i in range(n):
+            L = max(20, int(rng.normal(mean_len[m], 250)))
+            meta[m][f"q{i}"] = {"token_len": L, "header_count": 0, "list_count": 0, "bold_count": 0}
+            feats[(m, i)] = (L - lens_base[f"q{i}"]) / (L + lens_base[f"q{i}"])
+    allf = np.array(list(feats.values()))
+    mu, sd = allf.mean(), allf.std(ddof=1)
+    for m in truth:
+        rows[m] = []
+        for i in range(n):
+            z = truth[m] + planted_gamma * (feats[(m, i)] - mu) / sd
+            rows[m].append((f"q{i}", 0, float(rng.random() < 1 / (1 + np.exp(-z)))))
+    logit = lambda p: math.log(p / (100 - p))  # noqa: E731
+    sc = ah.score_style(rows, meta, base_meta, "length", rounds=20)
+    plain = ah.score_mean(rows, rounds=20)
+    for a, b in (("m1", "m2"), ("m2", "m3"), ("m1", "m3")):
+        planted = truth[b] - truth[a]
+        assert logit(sc[b]["score"]) - logit(sc[a]["score"]) == pytest.approx(planted, abs=0.3)
+        assert abs(logit(plain[b]["score"]) - logit(plain[a]["score"]) - planted) > 0.4
+    assert sc["m1"]["style_coefficients"]["length"] == pytest.approx(planted_gamma, abs=0.25)
+    assert sc["m3"]["ci95"][0] < sc["m3"]["score"] < sc["m3"]["ci95"][1]
+
+
+def test_markdown_counts_follow_upstream():
+    text = "# Title\n## Sub\n1. one\n2. two\n- a\n  * b\n**bold** and __also__\n```\n# not a header\n- nor a list\n```\n"
+    c = arena_style.markdown_counts(text)
+    assert sum(c["header_count"].values()) == 2 and c["header_count"]["h2"] == 1
+    assert c["list_count"] == {"ordered": 2, "unordered": 2} and c["bold_count"] == {"**": 1, "__": 1}
 
 
 def test_arenahard_end_to_end_loopback(data_dir, tmp_path, monkeypatch):
@@ -80,7 +184,8 @@ def test_arenahard_end_to_end_loopback(data_dir, tmp_path, monkeypatch):
         assert s["score"]["value"] == pytest.approx(100 * (12 + 1.5) / 18, abs=1e-4)
         lo, hi = s["score"]["ci95"]
         assert lo < s["score"]["value"] < hi
-        assert rec["judge"]["unparseable"] == 2 and rec["judge"]["n_battles"] == 18
+        assert rec["judge"]["uncounted_games"] == 2 and rec["judge"]["n_battles"] == 18
+        assert rec["judge"]["uncounted_reasons"] == {"game 1: no verdict label": 1, "game 2: no verdict label": 1}
         # 6 questions x 2 games, + 2 continuations for q4 and 2 for q5
         assert fake.n_requests == 16 and rec["conventions"]["style_control"] is False
         assert s["avg_tokens"]["value"] > 0
