@@ -303,7 +303,14 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
         answers_path = bench / "model_outputs.json"
         outputs = generate_outputs(generator, refs, answers_path, run["run_id"], temperature=temperature)
     else:
-        outputs = read_json(answers_path)[: len(refs)]
+        outputs = read_json(answers_path)
+        if not isinstance(outputs, list) or not outputs:
+            raise DataError(f"{answers_path}: expected a JSON list of outputs (alpaca_eval model_outputs.json)")
+        outputs = outputs[: len(refs)]
+        for i, o in enumerate(outputs):
+            for f in ("instruction", "output", "generator"):
+                if f not in o:
+                    raise DataError(f"{answers_path}: entry {i}: missing field '{f}'")
         run = run or common.base_run(outputs[0]["generator"])
     for i, (o, r) in enumerate(zip(outputs, refs)):
         if o["instruction"] != r["instruction"]:

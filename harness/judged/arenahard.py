@@ -357,11 +357,6 @@ def score_category(version: str, rows: dict[str, list], answers: dict[str, dict]
     if style_control:
         meta = {m: {uid: answer_meta(a) for uid, a in answers[m].items()} for m in rows}
         base_meta = {uid: answer_meta(a) for uid, a in base["answers"].items()}
-        lacking = sorted({m for m in rows for uid, _, _ in rows[m] if meta[m].get(uid) is None}
-                         | {base["name"] for m in rows for uid, _, _ in rows[m] if base_meta.get(uid) is None})
-        if lacking:
-            raise DataError(f"style control needs token lengths (metadata.token_len) of every answer; "
-                            f"missing for {', '.join(lacking)}")
         return score_style(rows, meta, base_meta, style_control, rounds)
     if VERSIONS[version]["scorer"] == "bt":
         return score_bt(rows, base["name"], rounds)
@@ -445,6 +440,8 @@ def run_many(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int
                                       **({"unavailable": b["unavailable"]} if "unavailable" in b else {}),
                                       **({"system_prompt_from": jc["systems"][c][1]} if c in jc["systems"] else {})}
                                   for c, b in bases.items()})
+    if style_control:
+        _check_style_metadata(questions, answers, bases)
     judge_cfg.cache_dir = judge_cfg.cache_dir or str(Path(out_dir) / "judge_cache")
     client = JudgeClient(judge_cfg, JudgeCache(judge_cfg.cache_dir))
     jdir = bench / "model_judgment" / common.safe_name(judge_cfg.model)
@@ -495,6 +492,21 @@ def run_many(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int
         out.append(common.make_record("arenahard", r, generator, scores[m] + [tok_score(m)], judge=judge_info,
                                       conventions=conv, started_at=started, raw_output=judge_info["judgments"]))
     return out
+
+
+def _check_style_metadata(questions, answers: dict, bases: dict) -> None:
+    """Before any judge call: style control needs the token length of every answer it will compare."""
+    lacking = set()
+    for q in questions:
+        b = bases.get(q["category"], {})
+        if q["uid"] not in b.get("answers", {}):
+            continue
+        if answer_meta(b["answers"][q["uid"]]) is None:
+            lacking.add(f"{b['name']} ({b['path']})")
+        lacking.update(m for m in answers if q["uid"] in answers[m] and answer_meta(answers[m][q["uid"]]) is None)
+    if lacking:
+        raise DataError("style control needs every answer's token length (metadata.token_len or "
+                        f"conv_metadata.token_len); missing in {', '.join(sorted(lacking))}")
 
 
 def _scorer_text(version: str, style_control) -> str:
