@@ -205,3 +205,106 @@ def test_v2_without_baseline_answers_names_the_missing_file(data_dir, tmp_path, 
         run_judged_benchmark("arenahard", ScriptedGenerator(), JudgeConfig(model="j", base_url="http://127.0.0.1:9/v1"),
                              tmp_path, 2, data_dir=bare, version="v2.0",
                              run={"run_id": "v2", "method": "base", "model": "m"})
+
+
+@pytest.mark.parametrize("model", ["claude-3-opus-20240229", "gemma-2b-it", "gpt-4-0314", "gpt-4-turbo-2024-04-09",
+                                   "llama-3-70b-instruct", "llama-3-8b-instruct", "mixtral-8x7b-instruct-v0.1",
+                                   "tulu-2-dpo-70b"])
+def test_avg_tokens_equals_published_column(data_dir, model):
+    """The older-layout answer files carry token lengths; their mean is the published leaderboard's avg_tokens."""
+    import csv
+
+    lb = {r["model"]: r for r in csv.DictReader(
+        (data_dir / "arena_hard/leaderboard/arena_hard_leaderboard_20240731.csv").open())}
+    answers = ah.load_answers(data_dir / f"arena_hard/arena-hard-v0.1/model_answer_hf_format/{model}.jsonl")
+    value, n = ah.avg_tokens(answers)
+    assert n == 500 and int(value) == int(float(lb[model]["avg_tokens"]))
+
+
+def test_v2_categories_scored_separately_each_against_its_baseline(data_dir, tmp_path, monkeypatch):
+    """Hard prompts against o3-mini (shared data), creative writing against gemini-2.0-flash-001 with its own
+    system prompt. Offline without gemini's answers and upstream's judge_utils.py, creative writing is
+    unavailable with the reason and costs no judge call; supplied, it is scored on its own."""
+    import json
+
+    from tests.conftest import data_dir_variant
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-v2-cats-123456")
+    d = data_dir_variant(data_dir, tmp_path / "data", drop=("arena_hard/arena-hard-v2.0/question.jsonl",))
+    src = [json.loads(line) for line in (data_dir / "arena_hard/arena-hard-v2.0/question.jsonl").open()]
+    qs = [q for q in src if q["category"] == "hard_prompt"][:2] + [q for q in src if q["category"] == "creative_writing"][:2]
+    (d / "arena_hard/arena-hard-v2.0/question.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs))
+
+    def answers(path, model, tag, sel):
+        path.write_text("".join(json.dumps({"uid": q["uid"], "model": model, "messages": [
+            {"role": "user", "content": q["prompt"]}, {"role": "assistant", "content": {"answer": f"{tag} {q['uid']}"}}],
+            "metadata": {"token_len": 10}}) + "\n" for q in sel))
+        return path
+
+    mine = answers(tmp_path / "mine.jsonl", "mine", "MINE", qs)
+    gemini = answers(tmp_path / "gemini.jsonl", "gemini-2.0-flash-001", "GEMINI", qs[2:])
+    systems = []
+
+    def judge(request):
+        user, system = request["messages"][1]["content"], request["messages"][0]["content"]
+        systems.append(system)
+        if "GEMINI" not in user:
+            return "[[A=B]]"
+        a = user.split("<|The Start of Assistant A's Answer|>")[1]
+        return "[[A>B]]" if a.lstrip().startswith("MINE") else "[[B>A]]"  # mine wins every creative game
+
+    with FakeOpenAI(responder=judge) as fake:
+        cfg = JudgeConfig(model="judge", base_url=fake.base_url, progress=False)
+        rec = ah.run_many(None, cfg, tmp_path / "o1", answers_paths=[mine], data_dir=d, version="v2.0",
+                          bootstrap_rounds=20)[0]
+        assert fake.n_requests == 4  # hard prompts only
+        s = {x["task"]: x for x in rec["scores"] if x["metric"] == "score"}
+        assert s["arena_hard_v2.0"]["value"] == pytest.approx(50.0)
+        cw = s["arena_hard_v2.0/creative_writing"]
+        assert cw["value"] is None and "gemini-2.0-flash-001" in cw["unavailable"]
+        assert rec["conventions"]["baselines"]["hard_prompt"]["baseline"] == "o3-mini-2025-01-31"
+        assert rec["conventions"]["baselines"]["hard_prompt"]["system_prompt_from"].endswith("judge_config_v0.1_2024.yaml")
+
+        (d / "arena_hard/judge_utils.py").write_text(
+            'HARD = "HARD SYSTEM PROMPT"\nJUDGE_SETTINGS = {"hard_prompt": {"baseline": "o3-mini-2025-01-31", '
+            '"system_prompt": HARD}, "creative_writing": {"baseline": "gemini-2.0-flash-001", '
+            '"system_prompt": "CREATIVE SYSTEM PROMPT"}}\n')
+        systems.clear()
+        rec = ah.run_many(None, cfg, tmp_path / "o2", answers_paths=[mine], data_dir=d, version="v2.0",
+                          baseline_answers=[gemini], bootstrap_rounds=20)[0]
+        s = {x["task"]: x for x in rec["scores"] if x["metric"] == "score"}
+        assert s["arena_hard_v2.0"]["value"] == pytest.approx(50.0)
+        assert s["arena_hard_v2.0/creative_writing"]["value"] == pytest.approx(100.0)
+        assert sorted(set(systems)) == ["CREATIVE SYSTEM PROMPT", "HARD SYSTEM PROMPT"] and len(systems) == 8
+        b = rec["conventions"]["baselines"]
+        assert b["creative_writing"]["baseline"] == "gemini-2.0-flash-001" and b["creative_writing"]["answers"] == str(gemini)
+
+
+def test_rescoring_the_same_judgments_is_byte_identical_whatever_their_order(data_dir, tmp_path, monkeypatch):
+    """Rerun on the same judgments (all from the cache/store) and on the judgment file shuffled: same scores,
+    conventions and judge counts, byte for byte."""
+    import json
+    import random
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-rerun-123456")
+    hf = data_dir / "arena_hard/arena-hard-v0.1/model_answer_hf_format"
+    files = [hf / "llama-3-8b-instruct.jsonl", hf / "gemma-2b-it.jsonl"]
+    labels = iter(["[[A>>B]]", "[[A>B]]", "[[A=B]]", "[[B>A]]", "[[B>>A]]", "[[A>B]] no, [[B>A]]", "none"] * 100)
+    with FakeOpenAI(responder=lambda r: next(labels)) as fake:
+        cfg = JudgeConfig(model="judge", base_url=fake.base_url, progress=False)
+
+        def stable():
+            recs = ah.run_many(None, cfg, tmp_path / "o", 10, answers_paths=files, data_dir=data_dir, bootstrap_rounds=30)
+            keep = ("scores", "conventions")
+            return json.dumps([{k: r[k] for k in keep} | {"uncounted": r["judge"]["uncounted"]} for r in recs],
+                              sort_keys=True)
+
+        first = stable()
+        n = fake.n_requests
+        assert stable() == first and fake.n_requests == n
+        for f in (tmp_path / "o/arena_hard/arena-hard-v0.1/model_judgment/judge").glob("*.jsonl"):
+            lines = f.read_text().splitlines()
+            random.Random(5).shuffle(lines)
+            f.write_text("\n".join(lines) + "\n")
+        assert stable() == first and fake.n_requests == n
+    assert '"uncounted_games"' not in first and "conflicting verdicts" in first

@@ -172,6 +172,12 @@ def load_answers(path: Path) -> dict[str, dict]:
     return out
 
 
+def avg_tokens(answers: dict[str, dict], uids=None) -> tuple[float | None, int]:
+    """Mean token length of the answers that record one (upstream's leaderboard column prints int() of it)."""
+    tokens = [m["token_len"] for u, a in answers.items() if (uids is None or u in uids) and (m := answer_meta(a))]
+    return (float(np.mean(tokens)) if tokens else None), len(tokens)
+
+
 def model_of(answers: dict[str, dict]) -> str:
     first = next(iter(answers.values()))
     return first.get("model") or first.get("model_id")
@@ -218,7 +224,7 @@ def counted(records: list[dict], patterns: list[str], rule: str) -> tuple[list[t
     """(uid, game, score) rows of one model, re-read from the stored judgments with the version's rule,
     and the uncounted games with their reason."""
     rows, uncounted = [], []
-    for r in records:
+    for r in sorted(records, key=lambda r: r["uid"]):  # canonical order: reports do not depend on finishing order
         games = []
         for g in r["games"]:
             if g is None:
@@ -414,9 +420,9 @@ def run_many(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int
                    "scorer": _scorer_text(version, style_control)}
 
     def tok_score(m):
-        tokens = [answer_meta(a)["token_len"] for u, a in answers[m].items() if u in uids and answer_meta(a)]
-        return {"task": f"arena_hard_{version}", "metric": "avg_tokens", "value": float(np.mean(tokens)) if tokens else None,
-                "n": len(tokens), **({} if tokens else {"unavailable": "no token lengths in the answers"})}
+        value, n = avg_tokens(answers[m], uids)
+        return {"task": f"arena_hard_{version}", "metric": "avg_tokens", "value": value, "n": n,
+                **({} if n else {"unavailable": "no token lengths in the answers"})}
 
     missing = common.judge_missing(judge_cfg)
     cats = sorted({q["category"] for q in questions}, key=list(VERSIONS[version]["baselines"]).index)
@@ -475,11 +481,11 @@ def run_many(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int
                              **{k: v for k, v in r.items() if k not in ("score", "ci95", "ci90")}}
     out = []
     for m, r in zip(models, runs):
-        bad = uncounted.get(m, [])
+        bad = sorted(uncounted.get(m, []), key=lambda u: (u["category"], u["uid"], u["reason"]))
         expected = sum(1 for q in questions if q["uid"] in answers[m] and "answers" in bases.get(q["category"], {})
                        and q["uid"] in bases[q["category"]]["answers"])
         judge_info = {**judge_cfg.describe(), "configured": True, **client.stats.to_json(),
-                      "uncounted_games": len(bad), "uncounted_reasons": dict(Counter(u["reason"] for u in bad)),
+                      "uncounted_games": len(bad), "uncounted_reasons": dict(sorted(Counter(u["reason"] for u in bad).items())),
                       "uncounted": bad[:200], "unjudged": expected - len(records[m]),
                       "judgments": str(jdir / f"{common.safe_name(m)}.jsonl"), "upstream_judge": jc["upstream_judge"],
                       "n_battles": sum(c.get("n_battles", 0) for c in per_cat[m].values())}
