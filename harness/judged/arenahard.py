@@ -126,7 +126,11 @@ def load_questions(version: str, data_dir=None, limit=None) -> list[dict]:
         prompt = q.get("prompt") or (q.get("turns") or [{}])[0].get("content")
         if uid is None or prompt is None:
             raise DataError(f"{path}: line {i}: needs 'uid' and 'prompt' (or question_id and turns)")
-        out.append({"uid": uid, "prompt": prompt, "category": q.get("category") or next(iter(VERSIONS[version]["baselines"]))})
+        category = q.get("category") or next(iter(VERSIONS[version]["baselines"]))
+        if category not in VERSIONS[version]["baselines"]:
+            raise DataError(f"{path}: line {i}: field 'category': {category!r} has no known baseline "
+                            f"(expected one of {', '.join(VERSIONS[version]['baselines'])})")
+        out.append({"uid": uid, "prompt": prompt, "category": category})
     return out[:limit] if limit else out
 
 
