@@ -9,7 +9,7 @@ import pytest
 
 from harness.judge import JudgeConfig
 from harness.judged import arenahard as ah
-from harness.judged import arena_rules, arena_style, bt, run_judged_benchmark
+from harness.judged import arena_rules, arena_score, arena_style, bt, run_judged_benchmark
 from harness.judged.data import DataError
 from harness.testing.fake_openai import FakeOpenAI
 from harness.testing.scripted import ScriptedGenerator
@@ -102,9 +102,9 @@ def test_scores_do_not_depend_on_judgment_order(version):
 
     def scored(order_seed):
         r = np.random.default_rng(order_seed)
-        rows = {m: ah.counted([recs[m][i] for i in r.permutation(len(recs[m]))], [V01], rule)[0] for m in recs}
+        rows = {m: arena_score.counted([recs[m][i] for i in r.permutation(len(recs[m]))], [V01], rule)[0] for m in recs}
         base = {"name": "base"}
-        return json.dumps(ah.score_category(version, rows, {}, base, None, 50), sort_keys=True)
+        return json.dumps(arena_score.score_category(ah.VERSIONS[version]["rule"], rows, None, base, None, 50), sort_keys=True)
 
     first = scored(0)
     assert scored(1) == first and scored(2) == first
@@ -139,8 +139,8 @@ def test_style_control_recovers_planted_strength_under_length_bias():
             z = truth[m] + planted_gamma * (feats[(m, i)] - mu) / sd
             rows[m].append((f"q{i}", 0, float(rng.random() < 1 / (1 + np.exp(-z)))))
     logit = lambda p: math.log(p / (100 - p))  # noqa: E731
-    sc = ah.score_style(rows, meta, base_meta, "length", rounds=20)
-    plain = ah.score_mean(rows, rounds=20)
+    sc = arena_score.score_style(rows, meta, base_meta, "length", rounds=20)
+    plain = arena_score.score_mean(rows, rounds=20)
     for a, b in (("m1", "m2"), ("m2", "m3"), ("m1", "m3")):
         planted = truth[b] - truth[a]
         assert logit(sc[b]["score"]) - logit(sc[a]["score"]) == pytest.approx(planted, abs=0.3)

@@ -28,23 +28,21 @@ import numpy as np
 
 from harness.generation import SamplingSettings
 from harness.judge import JsonlStore, JudgeCache, JudgeClient, JudgeConfig
-from harness.judged import arena_rules, arena_style, bt, common
+from harness.judged import arena_rules, arena_score, arena_style, common
 from harness.judged.alpacaeval import fill
 from harness.judged.data import DataError, find, read_jsonl
 
 VERSIONS = {
     "v0.1": {"dir": "arena-hard-v0.1", "config": "judge_config_v0.1_2024.yaml", "rule": "2024",
-             "baselines": {"arena-hard-v0.1": "gpt-4-0314"}, "scorer": "bt"},
+             "baselines": {"arena-hard-v0.1": "gpt-4-0314"}},
     "v2.0": {"dir": "arena-hard-v2.0", "config": "arena-hard-v2.0.yaml", "rule": "current",
-             "baselines": {"hard_prompt": "o3-mini-2025-01-31", "creative_writing": "gemini-2.0-flash-001"},
-             "scorer": "mean"},
+             "baselines": {"hard_prompt": "o3-mini-2025-01-31", "creative_writing": "gemini-2.0-flash-001"}},
 }
 JUDGE_SETTINGS_FILE = "arena_hard/judge_utils.py"
 SYSTEM_PROMPT_SOURCE = "arena_hard/judge_config_v0.1_2024.yaml"
 MAX_NEW_TOKENS = 4096
 GEN_TEMPERATURE = 0.0  # gen_answer_config / api_config of arena-hard-auto
 STRONG_WEIGHT = arena_rules.STRONG_WEIGHT
-BOOTSTRAP_SEED = 0
 CONTINUE = "continue your judgment and finish by outputting a final verdict label"
 
 
@@ -182,6 +180,10 @@ def avg_tokens(answers: dict[str, dict], uids=None) -> tuple[float | None, int]:
     return (float(np.mean(tokens)) if tokens else None), len(tokens)
 
 
+def parse_verdict(judgment: str, patterns: list[str], rule: str = "current") -> str | None:
+    return arena_rules.parse(judgment, patterns, rule)[0]
+
+
 def model_of(answers: dict[str, dict]) -> str:
     first = next(iter(answers.values()))
     return first.get("model") or first.get("model_id")
@@ -217,85 +219,6 @@ def baselines_for(version: str, questions, data_dir=None, supplied=None) -> dict
     if cats and all("answers" not in b for b in out.values()):
         find(out[cats[0]]["rel"], data_dir)  # raises DataError naming the missing file
     return out
-
-
-# ---------- verdicts and scores ----------
-def parse_verdict(judgment: str, patterns: list[str], rule: str = "current") -> str | None:
-    return arena_rules.parse(judgment, patterns, rule)[0]
-
-
-def counted(records: list[dict], patterns: list[str], rule: str) -> tuple[list[tuple], list[dict]]:
-    """(uid, game, score) rows of one model, re-read from the stored judgments with the version's rule,
-    and the uncounted games with their reason."""
-    rows, uncounted = [], []
-    for r in sorted(records, key=lambda r: r["uid"]):  # canonical order: reports do not depend on finishing order
-        games = []
-        for g in r["games"]:
-            if g is None:
-                games.append(None)
-                continue
-            verdict, why, _ = arena_rules.parse(g["judgment"], patterns, rule)
-            games.append({"score": verdict, "why": why})
-        got, why = arena_rules.question_scores({"games": games}, rule)
-        rows.extend((r["uid"], g, s) for g, s in got)
-        uncounted.extend({"uid": r["uid"], "reason": w} for w in why)
-    return sorted(rows), uncounted
-
-
-def _winner(score: float) -> str:
-    return {1.0: "model_b", 0.0: "model_a", 0.5: "tie"}[score]
-
-
-def _interval(values) -> dict:
-    lo95, hi95, lo90, hi90 = np.quantile(values, [0.025, 0.975, 0.05, 0.95])
-    return {"ci95": [float(lo95), float(hi95)], "ci90": [float(lo90), float(hi90)]}
-
-
-def score_bt(rows: dict[str, list], baseline: str, rounds: int, seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
-    """2024 scorer: BT fit (all models together, baseline anchored), 95 % percentile interval."""
-    battles = [(baseline, m, _winner(s)) for m in sorted(rows) for _, _, s in rows[m]]
-    ratings = bt.fit(battles, anchor=baseline)
-    boots = bt.bootstrap(battles, baseline, rounds, seed)
-    return {m: {"score": bt.win_rate(ratings[m], 1000.0), "rating": ratings[m],
-                **_interval([bt.win_rate(b[m], 1000.0) for b in boots])} for m in rows}
-
-
-def score_mean(rows: dict[str, list], rounds: int, seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
-    """Current scorer: per model, mean score over bootstrap resamples of its battles (upstream reports the mean
-    of the bootstrap means and the 5-95 % quantiles)."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for m in sorted(rows):
-        s = np.array([x for _, _, x in rows[m]], dtype=float)
-        means = s[rng.integers(0, len(s), (rounds, len(s)))].mean(axis=1) * 100
-        out[m] = {"score": float(means.mean()), "raw_mean": float(s.mean() * 100), **_interval(means)}
-    return out
-
-
-def score_style(rows: dict[str, list], meta: dict[str, dict], base_meta: dict, control: str, rounds: int,
-                seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
-    """Style-controlled BT over all models together; median and quantiles of the bootstrap (upstream)."""
-    models = sorted(rows)
-    idx, feats, y = [], [], []
-    for i, m in enumerate(models):
-        for uid, _, s in rows[m]:
-            idx.append(i)
-            feats.append(arena_style.battle_features(arena_style.vector(meta[m][uid]),
-                                                     arena_style.vector(base_meta[uid]))[0])
-            y.append(s)
-    idx, y = np.array(idx), np.array(y, dtype=float)
-    X = arena_style.standardise(np.array(feats))[:, list(arena_style.CONTROLS[control])]
-    point, coef = arena_style.fit(models, idx, X, y)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(rounds):
-        take = rng.integers(0, len(y), len(y))
-        boots.append(arena_style.fit(models, idx[take], X[take], y[take])[0])
-    win = 100 / (1 + np.exp(-np.array(boots)))
-    return {m: {"score": float(np.median(win[:, i])), "point_fit": float(100 / (1 + np.exp(-point[i]))),
-                "style_coefficients": dict(zip([("length", "headers", "lists", "bold")[k]
-                                                for k in arena_style.CONTROLS[control]], map(float, coef))),
-                **_interval(win[:, i])} for i, m in enumerate(models)}
 
 
 # ---------- generation and judging ----------
@@ -361,18 +284,6 @@ def judge(client: JudgeClient, jc: dict, questions, answers, bases: dict, path: 
     return store
 
 
-def score_category(version: str, rows: dict[str, list], answers: dict[str, dict], base: dict, style_control,
-                   rounds: int) -> dict[str, dict]:
-    """Scores of every model in ``rows`` for one category, with the version's scorer or style control."""
-    if style_control:
-        meta = {m: {uid: answer_meta(a) for uid, a in answers[m].items()} for m in rows}
-        base_meta = {uid: answer_meta(a) for uid, a in base["answers"].items()}
-        return score_style(rows, meta, base_meta, style_control, rounds)
-    if VERSIONS[version]["scorer"] == "bt":
-        return score_bt(rows, base["name"], rounds)
-    return score_mean(rows, rounds)
-
-
 def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | None = None, *, run: dict | None = None,
         data_dir=None, version: str = "v0.1", answers_path=None, baseline_answers=None, bootstrap_rounds: int = 100,
         style_control: str | bool | None = None, gen_temperature: float | None = None) -> dict:
@@ -418,7 +329,7 @@ def run_many(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int
     uids = {q["uid"] for q in questions}
     conventions = {"version": version, "rule": VERSIONS[version]["rule"], "style_control": style_control or False,
                    "strong_verdict_weight": STRONG_WEIGHT, "bootstrap_rounds": bootstrap_rounds,
-                   "bootstrap_seed": BOOTSTRAP_SEED, "n_questions": len(questions),
+                   "bootstrap_seed": arena_score.BOOTSTRAP_SEED, "n_questions": len(questions),
                    "max_new_tokens": MAX_NEW_TOKENS, "temperature": temperature,
                    "temperature_source": "default" if gen_temperature is None else "set (--gen-temperature)",
                    "scorer": _scorer_text(version, style_control)}
@@ -469,11 +380,15 @@ def run_many(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int
             continue
         rows = {}
         for m in models:
-            got, bad = counted([r for r in records[m] if r["category"] == c], jc["patterns"], jc["rule"])
+            got, bad = arena_score.counted([r for r in records[m] if r["category"] == c], jc["patterns"], jc["rule"])
             uncounted.setdefault(m, []).extend(dict(u, category=c) for u in bad)
             rows[m] = got
         have = {m: r for m, r in rows.items() if r}
-        result = score_category(version, have, answers, bases[c], style_control, bootstrap_rounds) if have else {}
+        meta = None
+        if style_control:
+            meta = {m: {u: answer_meta(a) for u, a in answers[m].items()} for m in have}
+            meta[bases[c]["name"]] = {u: answer_meta(a) for u, a in bases[c]["answers"].items()}
+        result = arena_score.score_category(jc["rule"], have, meta, bases[c], style_control, bootstrap_rounds) if have else {}
         for m in models:
             n_q = len({u for u, _, _ in rows[m]})
             if m not in result:
@@ -523,7 +438,7 @@ def _scorer_text(version: str, style_control) -> str:
     if style_control:
         return (f"style-controlled Bradley-Terry ({style_control}) of arena-hard-auto's current show_result.py: "
                 "median of the bootstrap win rates against the baseline")
-    if VERSIONS[version]["scorer"] == "bt":
+    if arena_score.SCORERS[VERSIONS[version]["rule"]] == "bt":
         return "arena-hard-auto 2024 show_result.py: Bradley-Terry win rate against the baseline, 95 % bootstrap interval"
     return ("arena-hard-auto current show_result.py: mean battle score over bootstrap resamples (upstream prints the "
             "5-95 % interval: per_category.ci90; ci95 is 2.5-97.5 % of the same resamples)")
