@@ -131,3 +131,34 @@ def test_bad_answers_file_names_file_and_line(data_dir, tmp_path, monkeypatch, c
         rc = main(["judge", "--benchmark", "arenahard", "--answers", str(bad)] + _judge_args(fake, tmp_path, data_dir))
     out = capsys.readouterr().out
     assert rc == 2 and f"{bad}: line 2" in out and "messages" in out and fake.n_requests == 0
+
+
+def test_gen_temperature_is_used_and_recorded(data_dir, tmp_path):
+    """--gen-temperature reaches each benchmark's generation and its result's conventions; unset, each keeps
+    its own convention (MT-Bench: FastChat's per-category table)."""
+    import argparse
+
+    from harness.cmd_eval import add_eval_arguments, gen_temperatures, request_from_args
+    from harness.judged import run_judged_benchmark
+    from harness.testing.scripted import ScriptedGenerator
+
+    assert gen_temperatures("alpacaeval=0.5,mtbench=0") == {"alpacaeval": 0.5, "mtbench": 0.0}
+    with pytest.raises(ValueError, match="unknown benchmark 'arena'"):
+        gen_temperatures("arena=0.5")
+    p = argparse.ArgumentParser()
+    add_eval_arguments(p)
+    args = p.parse_args(["--model", "m", "--gen-temperature", "alpacaeval=0.5", "--arena-style-control", "length"])
+    per = request_from_args(args, "m").options["per_benchmark"]
+    assert per["alpacaeval"] == {"gen_temperature": 0.5} and "gen_temperature" not in per["mtbench"]
+    assert per["arenahard"]["style_control"] == "length"
+
+    gen = ScriptedGenerator()
+    rec = run_judged_benchmark("alpacaeval", gen, None, tmp_path / "a", 2, data_dir=data_dir, gen_temperature=0.5,
+                               run={"run_id": "t", "method": "base", "model": "m"})
+    assert {s.temperature for _, s in gen.calls} == {0.5}
+    assert rec["conventions"]["temperature"] == 0.5 and rec["conventions"]["temperature_source"].startswith("set")
+    gen = ScriptedGenerator()
+    rec = run_judged_benchmark("mtbench", gen, None, tmp_path / "m", 3, data_dir=data_dir,
+                               run={"run_id": "t", "method": "base", "model": "m"})
+    assert {s.temperature for _, s in gen.calls} == {0.7}  # the first three questions are writing
+    assert rec["conventions"]["temperature_source"] == "FastChat per-category"
