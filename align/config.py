@@ -65,7 +65,11 @@ class TrainConfig:
     """Checkpoint every N optimizer steps (and at the end)."""
     save_total_limit: int = 2
     resume: bool = False
+    resume_ignore_config: bool = False
+    """Resume even if the checkpoint was trained with another configuration or data (recorded in run.json)."""
     skip_invalid: bool = False
+    dedupe: bool = False
+    """Drop pairs that repeat an earlier pair (same prompt, chosen and rejected); they are counted either way."""
     length_groups: int = 2
     """Run each micro-batch as this many length-sorted forwards: less padding, the same loss."""
     ref_batch_size: int = 16

@@ -34,6 +34,8 @@ def add_train_arguments(p: argparse.ArgumentParser, methods: list[str]) -> None:
     for flag, typ, text in OVERRIDES:
         p.add_argument(flag, type=typ, help=text)
     p.add_argument("--skip-invalid", action="store_true", help="Drop malformed pairs (and report how many) instead of stopping.")
+    p.add_argument("--dedupe", action="store_true", help="Drop pairs that repeat an earlier one (they are counted and "
+                                                         "reported either way).")
     p.add_argument("--gradient-checkpointing", action="store_true", help="Trade compute for memory on big models.")
     p.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
@@ -50,7 +52,8 @@ def config_from_args(args, method: str):
     return build_config(
         recipe, method=method, model=args.model, data=args.data or None, output=args.output,
         reference_model=args.reference_model, resume=args.resume or None, skip_invalid=args.skip_invalid or None,
-        gradient_checkpointing=args.gradient_checkpointing or None, progress=not args.no_progress, **overrides,
+        gradient_checkpointing=args.gradient_checkpointing or None, progress=not args.no_progress,
+        dedupe=args.dedupe or None, resume_ignore_config=getattr(args, "resume_ignore_config", None) or None, **overrides,
     )
 
 
@@ -104,5 +107,9 @@ def register(sub) -> None:
                    help="easy-to-hard: chunks ordered by the base model's reward accuracy (the paper's default); "
                         "random: the paper's ablation; given: the order the data was supplied in.")
     p.add_argument("--output", required=True, help="Directory for the final model, metrics.jsonl, run.json and checkpoints.")
-    p.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in --output.")
+    p.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in --output; refused if it "
+                                                         "was trained with other settings or data.")
+    p.add_argument("--resume-ignore-config", action="store_true",
+                   help="With --resume: continue even from a checkpoint trained with other settings or data "
+                        "(the differences are recorded in run.json).")
     p.set_defaults(func=_train)

@@ -16,7 +16,7 @@ from harness.commands import registrar
 
 TINY_LIMIT = 32  # documents per task (questions for judged benchmarks) for the tiny default: minutes on 2 CPU cores
 TINY_MAX_NEW_TOKENS = 64  # answer length cap for judged benchmarks on the tiny model (a 512-token context)
-_RUNTIME_FIELDS = ("resume", "progress", "stop_after_steps", "output")
+_RUNTIME_FIELDS = ("resume", "resume_ignore_config", "progress", "stop_after_steps", "output")
 
 
 def finished_run(output: Path, cfg) -> bool:
@@ -33,7 +33,10 @@ def finished_run(output: Path, cfg) -> bool:
 def _train_and_eval(args) -> int:
     from tqdm.auto import tqdm
 
-    from align.trainer import resolve_model
+    import sys
+
+    from align.data import load_preference_data
+    from align.trainer import ResumeMismatch, resolve_model
     from harness.cmd_eval import judge_notice, print_unavailable, request_from_args
     from harness.cmd_train import config_from_args
     from harness.evaluation.runner import describe_model, evaluate_model
@@ -55,6 +58,8 @@ def _train_and_eval(args) -> int:
     stages = (0 if args.no_base else 1) + 2 * len(selected) + 1
     bar = tqdm(total=stages, desc="train-and-eval", unit="stage")
     try:
+        if args.data:  # bad data fails here, in seconds, before any model is built or evaluated
+            load_preference_data(args.data, skip_invalid=args.skip_invalid)
         base = resolve_model(args.model)
         if not args.no_base:
             bar.set_postfix_str("evaluate base model")
@@ -68,7 +73,12 @@ def _train_and_eval(args) -> int:
             cfg.progress = False  # this command's bar is the one display
             bar.set_postfix_str(f"train {method}")
             if not finished_run(Path(cfg.output), cfg):
-                methods[method](cfg)
+                try:
+                    methods[method](cfg)
+                except ResumeMismatch as e:  # this command resumes on its own: stale checkpoints mean start afresh
+                    print(f"note: {e}; training {method} afresh", file=sys.stderr)
+                    cfg.resume = False
+                    methods[method](cfg)
             bar.update(1)
             bar.set_postfix_str(f"evaluate {method}")
             run = describe_model(cfg.output, method=method)
@@ -80,11 +90,11 @@ def _train_and_eval(args) -> int:
         bar.update(1)
     except InvalidResults as e:
         bar.close()
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except (KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
         bar.close()
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     bar.close()
     print_unavailable(written)
