@@ -193,9 +193,14 @@ def normalise_row(row, source: str, where: str) -> PreferencePair:
     _check_unicode(rejected, where, "rejected")
     if chosen == rejected:
         raise DataError(f"{where}: field 'rejected': identical to 'chosen'")
-    if chosen.split() == rejected.split():
+    if same_apart_from_whitespace(chosen, rejected):
         raise DataError(f"{where}: field 'rejected': identical to 'chosen' apart from whitespace")
     return PreferencePair(prompt_msgs, chosen, rejected, source, where)
+
+
+def same_apart_from_whitespace(a: str, b: str) -> bool:
+    """Equal once leading, trailing and repeated whitespace is ignored: no preference to learn."""
+    return a.split() == b.split()
 
 
 def _check_unicode(text: str, where: str, fname: str) -> None:

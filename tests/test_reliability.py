@@ -300,3 +300,17 @@ def test_help_texts_say_what_each_option_does():
         assert word in text and "CSV" not in text and "mc-pairs" not in text
     assert "intermediate result is changed" in _help("data", "gsm8k-corrupt")
     assert "corruption" not in _help("data", "hh-rlhf") and "corruption" not in _help("data", "mc-pairs")
+
+
+def test_builders_reject_answers_equal_apart_from_whitespace(tmp_path):
+    """The builders apply the loader's rule, so what they write always loads back."""
+    from align.builders import hh_rlhf, mc_pairs
+
+    (tmp_path / "q.csv").write_text('What is it?,"a  b",a b,c,d,A\n')
+    report = mc_pairs([str(tmp_path / "q.csv")], tmp_path / "mc.jsonl")
+    assert report.n_pairs == 2 and report.rejects == {"wrong option identical to the correct one": 1}
+    dialogue = "\n\nHuman: hi\n\nAssistant: "
+    write_rows(tmp_path / "hh.jsonl", [{"chosen": dialogue + "fine,  thanks", "rejected": dialogue + "fine, thanks"},
+                                       {"chosen": dialogue + "fine", "rejected": dialogue + "go away"}])
+    report = hh_rlhf(tmp_path / "hh.jsonl", tmp_path / "hh-out.jsonl")
+    assert report.n_pairs == 1 and report.rejects == {"chosen identical to rejected": 1}
