@@ -18,7 +18,7 @@ import yaml
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 # Fields that say how a run is executed, not what it trains: ignored when comparing runs.
-RUNTIME_FIELDS = ("resume", "progress", "stop_after_steps", "output", "report_to")
+RUNTIME_FIELDS = ("resume", "resume_ignore_config", "progress", "stop_after_steps", "output", "report_to")
 
 
 @dataclass
@@ -99,9 +99,14 @@ class TrainConfig:
     save_total_limit: int = 2
     """Checkpoints kept in output/checkpoints."""
     resume: bool = False
-    """Continue from the latest checkpoint in the output directory."""
+    """Continue from the latest checkpoint in the output directory; refused if it was trained with other settings
+    or data (see resume_ignore_config)."""
+    resume_ignore_config: bool = False
+    """Resume even if the checkpoint was trained with another configuration or data (recorded in run.json)."""
     skip_invalid: bool = False
     """Drop malformed pairs (and report how many) instead of stopping."""
+    dedupe: bool = False
+    """Drop pairs that repeat an earlier pair (same prompt, chosen and rejected); they are counted either way."""
     length_groups: int = 2
     """Run each micro-batch as this many length-sorted forwards: less padding, the same loss."""
     ref_batch_size: int = 16

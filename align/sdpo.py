@@ -217,9 +217,8 @@ def _completed(step_dir: Path) -> bool:
 def train_sdpo(cfg: TrainConfig, loss: str | None = None, steps: int | None = None, partition: str | None = None) -> dict:
     """Run sDPO; returns the summary also written to ``sdpo.json``. ``loss``, ``steps`` and ``partition``
     default to the configuration's inner loss, ``sdpo_steps`` and ``sdpo_partition``."""
-    from transformers import AutoTokenizer
-
-    from align.trainer import make_accelerator, resolve_model, train
+    from align.encoding import truncation_summary
+    from align.trainer import ResumeMismatch, effective_lengths, make_accelerator, report_data, resolve_model, train
 
     from align.modeling import check_settings
 
@@ -232,15 +231,22 @@ def train_sdpo(cfg: TrainConfig, loss: str | None = None, steps: int | None = No
         raise ValueError(f"unknown sDPO partition '{partition}'; choose one of {', '.join(PARTITIONS)}")
     if cfg.reference_model:
         raise ValueError("sDPO: the reference of step t is M_{t-1}, so --reference-model does not apply")
+    # Data first: bad data must fail in seconds, before any model is built or loaded.
+    specs = cfg.data or default_preference_data()
+    pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid, dedupe=cfg.dedupe)
+    base = resolve_model(cfg.model)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
-    base = resolve_model(cfg.model)
+    from transformers import AutoTokenizer  # imported only now: a data error is reported without waiting for it
+
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    specs = cfg.data or default_preference_data()
-    pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid)
-    pairs, encoded, too_long = _encode_all(cfg, tokenizer, pairs)
+    lengths = effective_lengths(cfg, base, print if _is_main() else (lambda *_: None))
+    pairs, encoded, too_long = _encode_all(dataclasses.replace(cfg, max_length=lengths["max_length"],
+                                                               max_prompt_length=lengths["max_prompt_length"]), tokenizer, pairs)
+    if _is_main():  # truncation is reported by each step's own run, per chunk
+        report_data(print, report, None, too_long, lengths)
     cache_dir = output / "sdpo-logps"
     state_path = output / "sdpo.json"
 
@@ -251,7 +257,7 @@ def train_sdpo(cfg: TrainConfig, loss: str | None = None, steps: int | None = No
         state = json.loads(state_path.read_text())
         changed = [k for k, v in identity.items() if state["identity"].get(k) != v]
         if changed:
-            raise ValueError(f"{state_path}: cannot resume, the run's {', '.join(changed)} changed")
+            raise ResumeMismatch(f"{state_path}: cannot resume, the run's {', '.join(changed)} changed")
     else:
         if _is_main():
             for old in output.glob("step-*"):
@@ -317,7 +323,10 @@ def train_sdpo(cfg: TrainConfig, loss: str | None = None, steps: int | None = No
     run["steps"] = run["total_steps"] = sum(r["steps"] for r in step_runs)
     run["pairs_seen"] = sum(r.get("pairs_seen", 0) for r in step_runs)
     run["data"] = {"specs": specs, "n_pairs": len(encoded), "per_source": report.per_source,
-                   "n_skipped": report.n_skipped + too_long, "fingerprint": fingerprint_encoded(encoded)}
+                   "n_skipped": report.n_skipped + too_long, "fingerprint": fingerprint_encoded(encoded),
+                   "n_duplicates": report.n_duplicates, "n_deduped": report.n_deduped,
+                   "truncation": truncation_summary(encoded)}
+    run["lengths"] = lengths
     run["sdpo"] = {"loss": loss, "partition": partition, "steps": n_steps, "final_model_from": final.name,
                    "chunks": [{"name": c["name"], "size": c["size"]} for c in chunks]}
     _write_json(output / "run.json", run)

@@ -127,6 +127,16 @@ def print_unavailable(paths) -> None:
 
 
 def _eval(args) -> int:
+    import sys
+
+    from align.hub import check_model_spec
+
+    try:  # a typo fails here, at once, not after loading the evaluation stack; an endpoint's model is its name
+        if args.backend != "openai":
+            check_model_spec(args.model)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from harness.evaluation.runner import describe_model, evaluate_model, report_incomplete
     from harness.judge import JudgeError
     from harness.judged.common import INCOMPLETE_EXIT
@@ -139,7 +149,7 @@ def _eval(args) -> int:
         run = describe_model(args.model, run_id=args.run_id)
         paths = evaluate_model(args.model, benches, args.output, run=run, request=request)
     except (KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     for p in paths:
         print(f"wrote {p}")

@@ -65,6 +65,7 @@ def method_only_flags(args, selected: list[str]) -> dict[str, tuple[str, ...]]:
 
 def _train_and_eval(args) -> int:
     """Other libraries' output goes to RUNS_DIR/harness.log (unless --verbose); errors and the summary stay here."""
+    import sys
     import time
 
     from harness.console import quiet
@@ -75,13 +76,13 @@ def _train_and_eval(args) -> int:
     start = time.perf_counter()
     summary: list[str] = []
     if args.seeds < 1:
-        print("error: --seeds must be at least 1")
+        print("error: --seeds must be at least 1", file=sys.stderr)
         return 2
     try:
         with quiet(log, verbose=args.verbose):
             written, out = _phases(args, summary)
     except (InvalidResults, KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     from harness.cmd_eval import print_unavailable
     from harness.evaluation.runner import report_incomplete
@@ -121,10 +122,13 @@ def training_jobs(args, root: Path) -> list:
 
 def _phases(args, summary: list[str]):
     """One progress bar per phase: evaluate base, then per run train (the trainer's bars) and evaluate."""
+    import dataclasses
+    import sys
     import time
 
+    from align.data import load_preference_data
     from align.methods import get_method
-    from align.trainer import resolve_model
+    from align.trainer import ResumeMismatch, resolve_model
     from harness.cmd_eval import judge_notice
     from harness.leaderboard import regenerate
 
@@ -140,6 +144,8 @@ def _phases(args, summary: list[str]):
     if notice := judge_notice(args, benches):
         print(notice)
     written = []
+    if args.data:  # bad data fails here, in seconds, before any model is built or evaluated
+        load_preference_data(args.data, skip_invalid=args.skip_invalid)
     base = resolve_model(args.model)
     if not args.no_base:
         written += _evaluate(args, base, "base", benches, summary)
@@ -149,7 +155,11 @@ def _phases(args, summary: list[str]):
         if finished_run(Path(cfg.output), cfg):
             summary.append(f"train {label}: reused {cfg.output}")
         else:
-            get_method(cfg.method).train(cfg)  # the trainer's own bars: reference log-probs, then steps
+            try:
+                get_method(cfg.method).train(cfg)  # the trainer's own bars: reference log-probs, then steps
+            except ResumeMismatch as e:  # this command resumes on its own: stale checkpoints mean start afresh
+                print(f"note: {e}; training {label} afresh", file=sys.stderr)
+                get_method(cfg.method).train(dataclasses.replace(cfg, resume=False))
             summary.append(f"train {label}: {time.perf_counter() - t0:.0f} s{_last_metrics(cfg.output)} -> {cfg.output}")
         written += _evaluate(args, cfg.output, cfg.method, benches, summary,
                              seed=cfg.seed if args.seeds > 1 else None)
