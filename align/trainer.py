@@ -9,7 +9,6 @@ Runs unchanged under ``accelerate launch`` (DDP, FSDP, DeepSpeed).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -26,52 +25,115 @@ from accelerate.utils import gather_object, set_seed
 from align.cache import cache_root
 from align.config import TrainConfig
 from align.data import LoadReport, default_preference_data, load_preference_data
-from align.encoding import collate, encode_pairs, fingerprint_encoded
+from align.encoding import collate, encode_pairs, fingerprint_encoded, mismatched_pairs, truncation_summary
 from align.fingerprint import model_fingerprint
 from align.logps import concatenated_forward
-from align.losses import PairLogps, get_loss
+from align.losses import PairLogps
+from align.methods import loss_kwargs
+from align.modeling import load_model  # noqa: F401  (align.sdpo and callers import it from here)
 
 METRIC_KEYS = ("loss", "logps/chosen", "logps/rejected", "logps/chosen_mean", "logps/rejected_mean",
                "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 
 
-def resolve_model(name: str) -> str:
+def resolve_model(name: str, what: str = "--model") -> str:
+    """'tiny' -> the embedded model (built once); else the name, checked to be a local dir or usable hub id."""
     if name == "tiny":
         from align.tiny import default_tiny_model
 
         return str(default_tiny_model())
+    from align.hub import check_model_spec
+
+    check_model_spec(name, what)
     return name
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
+def effective_lengths(cfg: TrainConfig, model_name: str, say=print) -> dict:
+    """max_length clamped to the model's positions (longer sequences would index past them), with a message."""
+    from transformers import AutoConfig
+
+    positions = getattr(AutoConfig.from_pretrained(model_name), "max_position_embeddings", None)
+    max_length, max_prompt = cfg.max_length, cfg.max_prompt_length
+    if positions and max_length > positions:
+        max_length = positions
+        max_prompt = min(max_prompt, max_length // 2)
+        say(f"note: max_length {cfg.max_length} exceeds the {positions} positions of {model_name}: using max_length "
+            f"{max_length}, max_prompt_length {max_prompt}")
+    return {"max_length": max_length, "max_prompt_length": max_prompt, "model_max_positions": positions,
+            "requested_max_length": cfg.max_length, "requested_max_prompt_length": cfg.max_prompt_length}
+
+
+def report_data(say, report: LoadReport, truncation: dict | None, n_too_long: int, lengths: dict) -> None:
+    """Say what happened to the data: skipped, duplicated, truncated pairs (also recorded in run.json)."""
+    if report.n_skipped or n_too_long:
+        say(f"skipped {report.n_skipped + n_too_long} invalid pairs (--skip-invalid)")
+    if report.n_duplicates:
+        what = "dropped (--dedupe)" if report.n_deduped else "kept; --dedupe drops them"
+        say(f"warning: {report.n_duplicates} duplicate pairs ({report.duplicate_example}...): {what}")
+    if truncation and truncation["pairs"]:
+        say(f"note: {truncation['pairs']} pair(s) truncated to max_length {lengths['max_length']}: "
+            f"{truncation['prompt_tokens_dropped']} prompt and {truncation['answer_tokens_dropped']} answer tokens "
+            f"dropped (at most {truncation['max_tokens_dropped_in_one_pair']} in one pair)")
+
+
+# ------------------------------------------------------- resuming
+# Fields that change how a run is carried out, not what it computes: never a reason to refuse a resume.
+RESUME_RUNTIME_FIELDS = ("output", "resume", "resume_ignore_config", "progress", "stop_after_steps",
+                         "logging_steps", "save_steps", "save_total_limit")
+
+
+class ResumeMismatch(ValueError):
+    """The checkpoint was trained with another configuration or data than this run."""
+
+
+def run_identity(cfg: TrainConfig, data_fingerprint: str, model_fingerprint_: str) -> dict:
+    """What a checkpoint must share with the run that resumes it."""
+    config = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_RUNTIME_FIELDS}
+    return {"config": config, "data_fingerprint": data_fingerprint, "base_model_fingerprint": model_fingerprint_}
+
+
+def _flat(identity: dict) -> dict:
+    out = {}
+    for k, v in identity.items():
+        if isinstance(v, dict):
+            out.update({(f"{k2}" if k == "config" else f"{k}.{k2}"): v2 for k2, v2 in _flat(v).items()})
+        else:
+            out[k] = v
+    return out
+
+
+def check_resume(ckpt: Path, identity: dict, ignore: bool) -> dict:
+    """Fields in which ``ckpt`` differs from this run: {field: [checkpoint's, this run's]}.
+    Raises ResumeMismatch on any difference unless ``ignore``."""
+    saved = json.loads((ckpt / "trainer_state.json").read_text()).get("identity")
+    if saved is None:
+        diffs = {"identity": ["not recorded (an older checkpoint)", "this run"]}
+    else:
+        old, new = _flat(saved), _flat(json.loads(json.dumps(identity, default=str)))
+        diffs = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+    if diffs and not ignore:
+        listed = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} now" for k, (a, b) in diffs.items())
+        raise ResumeMismatch(f"{ckpt}: cannot resume, the checkpoint was trained differently: {listed}. "
+                             "Use the checkpoint's settings, a new --output, or --resume-ignore-config to continue anyway")
+    return diffs
+
+
+def make_accelerator(cfg: TrainConfig, log_with: list[str] | None = None) -> Accelerator:
+    """The run's accelerator; ``log_with`` names the experiment trackers (align.tracking), only for train()."""
+    from accelerate.utils import ProjectConfiguration
+
+    from align.tracking import tracking_dir
+
     mp = cfg.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     # accelerate only forms a CPU process group (gloo) when told it runs on CPU;
     # otherwise `accelerate launch` on a CPU machine starts N independent runs.
     multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return Accelerator(mixed_precision=mp, cpu=multi_cpu)
-
-
-def load_model(name: str, cfg: TrainConfig):
-    from transformers import AutoModelForCausalLM
-
-    # fp32 master weights; bf16 comes from autocast so optimizer state stays exact.
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
-    if cfg.gradient_checkpointing:
-        # transformers 5 renamed it; keep the old name for older releases
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable()
-        model.config.use_cache = False
-    return model
-
-
-def loss_kwargs_for(fn, cfg: TrainConfig, defaults: dict) -> dict:
-    """The loss's defaults, overridden by config fields the loss actually accepts."""
-    accepted = set(inspect.signature(fn).parameters) - {"lp"}
-    kwargs = dict(defaults)
-    kwargs.update({k: v for k, v in cfg.loss_overrides().items() if k in accepted})
-    return kwargs
+    if not log_with:
+        return Accelerator(mixed_precision=mp, cpu=multi_cpu)
+    project = ProjectConfiguration(project_dir=cfg.output, logging_dir=str(tracking_dir(cfg.output)))
+    return Accelerator(mixed_precision=mp, cpu=multi_cpu, log_with=log_with, project_config=project)
 
 
 # ------------------------------------------------------- reference log-probs
@@ -80,12 +142,15 @@ def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int
     """Summed log-probs of every chosen and rejected answer, in dataset order."""
     from tqdm.auto import tqdm
 
+    from harness.console import terminal
+
     was_training = model.training
     model.eval()
     rows = []
     # Even split (padding repeats) so every process runs the same number of forwards: FSDP needs that.
     with acc.split_between_processes(list(range(len(encoded))), apply_padding=True) as mine:
-        for start in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not acc.is_local_main_process):
+        for start in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not acc.is_local_main_process,
+                          file=terminal()):
             idx = mine[start : start + batch_size]
             batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
             with acc.autocast():
@@ -101,8 +166,13 @@ def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int
 
 
 def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_precision: str):
-    """Reference log-probs from the cache, else one pass with the reference model."""
+    """Reference log-probs from the cache, else one pass with the reference model (for LoRA: the
+    policy with its adapters disabled, i.e. the base)."""
+    from align.modeling import reference_mode, reference_tag
+
     key = f"{model_fingerprint(ref_name)}-{fingerprint_encoded(encoded)}-{mixed_precision}"
+    if not (cfg.reference_model and cfg.reference_model != cfg.model) and (tag := reference_tag(cfg, mixed_precision)):
+        key += f"-{tag}"
     path = cache_root() / "ref_logps" / f"{key}.pt"
     if path.exists():
         cached = torch.load(path)
@@ -112,7 +182,8 @@ def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_preci
         chosen, rejected = compute_logps(ref_model, encoded, acc, pad_id, cfg.ref_batch_size)
         del ref_model
     else:
-        chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size)
+        with reference_mode(model, acc):
+            chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size)
     if acc.is_main_process:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -130,7 +201,7 @@ def _checkpoints(output: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 
-def save_checkpoint(acc: Accelerator, output: Path, step: int, keep: int) -> None:
+def save_checkpoint(acc: Accelerator, output: Path, step: int, keep: int, identity: dict | None = None) -> None:
     final = output / "checkpoints" / f"step-{step}"
     tmp = output / "checkpoints" / f".tmp-step-{step}"
     if acc.is_main_process and tmp.exists():
@@ -138,7 +209,7 @@ def save_checkpoint(acc: Accelerator, output: Path, step: int, keep: int) -> Non
     acc.wait_for_everyone()
     acc.save_state(str(tmp))
     if acc.is_main_process:
-        (tmp / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        (tmp / "trainer_state.json").write_text(json.dumps({"global_step": step, "identity": identity}, default=str))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)  # a checkpoint exists only once it is complete
@@ -220,46 +291,69 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     """Train per ``cfg``. ``pairs`` (already loaded PreferencePairs) replaces loading
     ``cfg.data``: wrappers such as sDPO train on a chosen subset this way."""
     from tqdm.auto import tqdm
-    from transformers import AutoTokenizer
 
-    acc = make_accelerator(cfg)
+    from align import modeling, tracking
+    from harness.console import terminal
+
+    modeling.check_settings(cfg)
+    trackers = tracking.parse_report_to(cfg.report_to)
+    acc = make_accelerator(cfg, log_with=trackers)
     set_seed(cfg.seed)
+    spec, loss_settings = loss_kwargs(cfg)
+
+    # Data first: bad data must fail in seconds, before any model is built or loaded.
+    specs = cfg.data or default_preference_data()
+    if pairs is None:
+        pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid, dedupe=cfg.dedupe)
+    else:
+        report = LoadReport(n_loaded=len(pairs), per_source=dict(Counter(p.source for p in pairs)))
+    model_name = resolve_model(cfg.model)
+    ref_name = resolve_model(cfg.reference_model, "--reference-model") if cfg.reference_model else model_name
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
-    spec = get_loss(cfg.method)
-    loss_kwargs = loss_kwargs_for(spec.fn, cfg, spec.defaults)
+    from transformers import AutoTokenizer  # imported only now: a data error is reported without waiting for it
 
-    model_name = resolve_model(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     pad_id = tokenizer.pad_token_id
-    specs = cfg.data or default_preference_data()
-    if pairs is None:
-        pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid)
-    else:
-        report = LoadReport(n_loaded=len(pairs), per_source=dict(Counter(p.source for p in pairs)))
-    encoded, too_long = encode_pairs(tokenizer, pairs, cfg.max_length, cfg.max_prompt_length, cfg.skip_invalid)
-    if report.n_skipped or too_long:
-        acc.print(f"skipped {report.n_skipped + len(too_long)} invalid pairs (--skip-invalid)")
+    lengths = effective_lengths(cfg, model_name, acc.print)
+    encoded, too_long = encode_pairs(tokenizer, pairs, lengths["max_length"], lengths["max_prompt_length"], cfg.skip_invalid)
+    truncation = truncation_summary(encoded)
+    report_data(acc.print, report, truncation, len(too_long), lengths)
+    identity = run_identity(cfg, fingerprint_encoded(encoded), model_fingerprint(model_name))
+    ckpts = _checkpoints(output)
+    resumed = None
+    if cfg.resume and ckpts:
+        diffs = check_resume(ckpts[-1], identity, cfg.resume_ignore_config)
+        resumed = {"checkpoint": str(ckpts[-1]), "ignored_differences": diffs}
+    elif not cfg.resume and ckpts and acc.is_main_process:
+        shutil.rmtree(output / "checkpoints")  # a fresh run: an old run's checkpoints must never be resumed into it
 
-    model = load_model(model_name, cfg)
+    model = modeling.load_policy(model_name, cfg, acc)
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+    decay = [p for p in trained if p.ndim >= 2]
+    no_decay = [p for p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
         fused=_fused_adamw_ok(acc),
     )
     model, optimizer = acc.prepare(model, optimizer)
+    if modeling.uses_lora(cfg):
+        modeling.register_checkpoint_hooks(acc)
 
     ref_chosen = ref_rejected = None
     ref_key, ref_cached = None, False
+    # Extra inputs a loss declares (align.losses.INPUTS): the pairs they are log-probs of, by name.
+    extra_pairs = {"mismatched": mismatched_pairs(encoded, cfg.max_length)} if "mismatched" in spec.needs else {}
+    extra_ref = {}
     if spec.needs_reference:
-        ref_name = resolve_model(cfg.reference_model) if cfg.reference_model else model_name
         ref_chosen, ref_rejected, ref_key, ref_cached = reference_logps(
             cfg, model, ref_name, encoded, acc, pad_id, acc.mixed_precision
         )
+        for name, pairs_ in extra_pairs.items():
+            extra_ref[name] = reference_logps(cfg, model, ref_name, pairs_, acc, pad_id, acc.mixed_precision)[:2]
 
     world = acc.num_processes
     steps_per_epoch = len(step_batches(len(encoded), cfg, 0, world))
@@ -270,21 +364,25 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
 
     global_step = 0
     metrics_path = output / "metrics.jsonl"
-    if cfg.resume and (ckpts := _checkpoints(output)):
+    if resumed:
         acc.load_state(str(ckpts[-1]))
         global_step = json.loads((ckpts[-1] / "trainer_state.json").read_text())["global_step"]
+        resumed["step"] = global_step
         acc.print(f"resumed from {ckpts[-1]} (step {global_step})")
         if acc.is_main_process:
             _truncate_metrics(metrics_path, global_step)
     elif acc.is_main_process and metrics_path.exists():
         metrics_path.unlink()
+    if trackers:
+        tracking.start(acc, cfg.to_dict(), run_name=output.name, resumed_step=global_step)
 
     sums = {k: 0.0 for k in METRIC_KEYS}
     extra_sums: dict[str, float] = {}
     n_pairs = n_tokens = 0
     window_start = time.perf_counter()
     params = [p for p in model.parameters() if p.requires_grad]
-    bar = tqdm(total=total_steps, initial=global_step, desc=f"train {cfg.method}", disable=not (cfg.progress and acc.is_local_main_process))
+    bar = tqdm(total=total_steps, initial=global_step, desc=f"train {cfg.method}",
+               disable=not (cfg.progress and acc.is_local_main_process), file=terminal())
     epoch_cache: dict[int, list] = {}
     stopped_early = False
 
@@ -304,7 +402,15 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
                 if spec.needs_reference:
                     lp.ref_chosen = ref_chosen[idx].to(c.device)
                     lp.ref_rejected = ref_rejected[idx].to(c.device)
-                out = spec.fn(lp, **loss_kwargs)
+                for name, pairs_ in extra_pairs.items():
+                    with torch.no_grad():
+                        ec, er, _, _, _ = forward_pairs(model, [pairs_[i] for i in idx], pad_id, acc, cfg.length_groups)
+                    setattr(lp, f"{name}_chosen", ec)
+                    setattr(lp, f"{name}_rejected", er)
+                    if name in extra_ref:
+                        setattr(lp, f"ref_{name}_chosen", extra_ref[name][0][idx].to(c.device))
+                        setattr(lp, f"ref_{name}_rejected", extra_ref[name][1][idx].to(c.device))
+                out = spec.fn(lp, **loss_settings)
                 acc.backward(out.losses.sum() / step_pairs)
             _accumulate(sums, extra_sums, out, c, r, nc, nr)
             n_pairs += len(idx)
@@ -324,6 +430,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
                 with open(metrics_path, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()
+            if trackers:
+                acc.log(row, step=global_step)
             bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
             sums = {k: 0.0 for k in METRIC_KEYS}
             extra_sums = {}
@@ -331,28 +439,35 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
             window_start = time.perf_counter()
 
         if cfg.stop_after_steps is not None and global_step >= cfg.stop_after_steps and global_step < total_steps:
-            save_checkpoint(acc, output, global_step, cfg.save_total_limit)
+            save_checkpoint(acc, output, global_step, cfg.save_total_limit, identity)
             stopped_early = True
             break
         if global_step % cfg.save_steps == 0 and global_step < total_steps:
-            save_checkpoint(acc, output, global_step, cfg.save_total_limit)
+            save_checkpoint(acc, output, global_step, cfg.save_total_limit, identity)
     bar.close()
+    if trackers:
+        acc.end_training()
 
     run = {
         "config": cfg.to_dict(),
         "model_path": model_name,
-        "loss": {"name": cfg.method, "needs_reference": spec.needs_reference, **loss_kwargs},
+        "recipe": cfg.recipe,
+        "loss": {"name": spec.name, "needs_reference": spec.needs_reference, **loss_settings},
         "data": {"specs": specs, "n_pairs": len(encoded), "per_source": report.per_source,
-                 "n_skipped": report.n_skipped + len(too_long), "fingerprint": fingerprint_encoded(encoded)},
-        "base_model_fingerprint": model_fingerprint(model_name),
+                 "n_skipped": report.n_skipped + len(too_long), "fingerprint": identity["data_fingerprint"],
+                 "n_duplicates": report.n_duplicates, "n_deduped": report.n_deduped, "truncation": truncation},
+        "lengths": lengths,
+        "resumed": resumed,
+        "base_model_fingerprint": identity["base_model_fingerprint"],
         "reference_cache": {"key": ref_key, "reused": ref_cached} if ref_key else None,
         "steps": global_step, "total_steps": total_steps, "world_size": world,
         "pairs_seen": pairs_seen(len(encoded), cfg, world, steps_per_epoch, global_step),
         "mixed_precision": acc.mixed_precision, "versions": versions(), "completed": not stopped_early,
+        "lora": modeling.lora_summary(model, acc), "trackers": trackers,
     }
     if stopped_early:
         return run
-    save_final(acc, model, tokenizer, output, run)
+    save_final(acc, model, tokenizer, output, run, cfg)
     return run
 
 
@@ -395,17 +510,21 @@ def _reduce_window(acc, sums, extra_sums, n_pairs, n_tokens, seconds) -> dict:
     return row
 
 
-def save_final(acc, model, tokenizer, output: Path, run: dict) -> None:
-    """Write the loadable model into ``output`` itself, atomically file by file."""
+def save_final(acc, model, tokenizer, output: Path, run: dict, cfg: TrainConfig) -> None:
+    """Write the loadable model (or LoRA adapter, see align.modeling) into ``output`` itself,
+    atomically file by file."""
+    from align.modeling import clear_stale_outputs, save_policy
+
     acc.wait_for_everyone()
-    state = acc.get_state_dict(model)
+    tmp = output / ".tmp-final"
+    if acc.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    save_policy(acc, model, tokenizer, tmp, cfg)
     if acc.is_main_process:
-        tmp = output / ".tmp-final"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        acc.unwrap_model(model).save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
+        clear_stale_outputs(output, cfg)
         for f in tmp.iterdir():
+            if f.is_dir() and (output / f.name).exists():
+                shutil.rmtree(output / f.name)
             f.replace(output / f.name)
         tmp.rmdir()
         write_json_atomic(output / "run.json", run)

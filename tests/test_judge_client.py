@@ -32,23 +32,25 @@ def test_retries_every_fault_kind_and_honours_retry_after(key):
     with FakeOpenAI(timeout_sleep_s=1.0) as fake:
         cfg = JudgeConfig(model="j", base_url=fake.base_url, timeout_s=0.4, backoff_base_s=0.01, progress=False)
         client = JudgeClient(cfg)
+        _run(client)  # a first reply: past the probe (which retries at most twice), the full policy applies
         fake.inject(500, ("429", 0.6), "timeout", "malformed", "drop")
-        [reply] = _run(client)
+        [reply] = _run(client, req={**REQ, "max_tokens": 17})
         assert reply.text == "Rating: [[5]]" and reply.error is None
-        assert fake.n_requests == 6 and client.stats.retries == 5 and client.stats.calls == 1
-        gap = fake.request_times[2] - fake.request_times[1]  # after the 429 with Retry-After: 0.6
+        assert fake.n_requests == 7 and client.stats.retries == 5 and client.stats.calls == 2
+        gap = fake.request_times[3] - fake.request_times[2]  # after the 429 with Retry-After: 0.6
         assert gap >= 0.6
-        assert client.stats.total_tokens == reply.usage["prompt_tokens"] + reply.usage["completion_tokens"] > 0
+        assert client.stats.total_tokens == 2 * (reply.usage["prompt_tokens"] + reply.usage["completion_tokens"]) > 0
 
 
 def test_retries_are_bounded_and_failure_is_reported(key):
     with FakeOpenAI() as fake:
         cfg = JudgeConfig(model="j", base_url=fake.base_url, max_retries=2, backoff_base_s=0.01, progress=False)
         client = JudgeClient(cfg)
+        _run(client)  # the endpoint works (a run where nothing succeeds stops: tests/test_judge_ops.py)
         fake.inject(500, 500, 500, 500)
-        [reply] = _run(client)
+        [reply] = _run(client, req={**REQ, "max_tokens": 17})
         assert reply.text is None and "InternalServerError" in reply.error
-        assert fake.n_requests == 3 and client.stats.failures == 1
+        assert fake.n_requests == 1 + 3 and client.stats.failures == 1
 
 
 def test_concurrency_is_bounded_and_cache_answers_reruns(key, tmp_path):

@@ -7,7 +7,6 @@ loses at most the run in progress.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -171,18 +170,10 @@ def arithmetic_sft_model(n_pairs: int = 128, steps: int = 300, lr: float = 2e-3,
 
 # ---------------------------------------------------------------- configs
 def make_config(method: str, loss: dict, **train):
-    """A TrainConfig for ``method`` with loss settings ``loss``. Works with loss settings as
-    TrainConfig fields (before the method zoo) or as one ``loss`` block (after it)."""
-    from align.config import TrainConfig, build_config
+    """A TrainConfig for ``method`` with the loss settings ``loss`` (its ``loss`` block)."""
+    from align.config import build_config
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    if "loss" in fields:
-        return build_config(None, method=method, loss=dict(loss), **train)
-    unknown = sorted(set(loss) - fields)
-    if unknown:
-        raise SystemExit(f"loss setting(s) {', '.join(unknown)} of method {method} are not TrainConfig fields "
-                         "in this checkout (merge the method zoo?)")
-    return build_config(None, method=method, **loss, **train)
+    return build_config(None, method=method, loss=dict(loss), **train)
 
 
 def method_available(method: str) -> bool:

@@ -7,8 +7,19 @@ from pathlib import Path
 
 from harness import results as R
 from harness.evaluation import EvalRequest, get_benchmark
+from harness.judge.config import JudgeDryRun
 
 BUDGET_KEYS = ("steps", "epochs", "max_steps", "batch_size", "grad_accum", "world_size")
+
+
+def run_group(method: str, config: dict) -> str:
+    """The same for runs that differ only in their seed (and where they were written): tables average over it."""
+    import hashlib
+
+    from align.config import RUNTIME_FIELDS
+
+    same = {k: v for k, v in config.items() if k not in (*RUNTIME_FIELDS, "seed")}
+    return f"{method}-" + hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def describe_model(model: str, run_id: str | None = None, method: str | None = None) -> dict:
@@ -24,9 +35,12 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
         method = method or cfg.get("method") or (run.get("loss") or {}).get("name")
         info = {
             "method": method,
+            "seed": cfg.get("seed"),
+            "group": run_group(method, cfg),
             "hyperparameters": {**{k: v for k, v in (run.get("loss") or {}).items() if k != "name"},
                                 **{k: cfg.get(k) for k in ("lr", "warmup_ratio", "lr_schedule", "max_length",
-                                                           "max_prompt_length", "seed", "reference_model")}},
+                                                           "max_prompt_length", "seed", "reference_model")},
+                                **{k: v for k, v in (run.get("lengths") or {}).items() if k in ("max_length", "max_prompt_length")}},
             "base_model": run.get("model_path") or cfg.get("model"),
             "base_model_fingerprint": run.get("base_model_fingerprint"),
             "data": [str(s) for s in (data.get("specs") or cfg.get("data") or [])],
@@ -37,8 +51,11 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
                        "world_size": run.get("world_size")},
         }
     else:
-        info = {"method": method or "base", "hyperparameters": {}, "base_model": model,
-                "base_model_fingerprint": model_fingerprint(model), "data": None, "data_fingerprint": None,
+        from align.modeling import adapter_base, is_adapter_dir
+
+        base = adapter_base(model) if is_adapter_dir(model) else model  # a LoRA adapter describes its base
+        info = {"method": method or "base", "seed": None, "group": method or "base", "hyperparameters": {},
+                "base_model": base, "base_model_fingerprint": model_fingerprint(base), "data": None, "data_fingerprint": None,
                 "budget": None}
     fp = model_fingerprint(model)
     info.update(model=model, model_fingerprint=fp, run_id=run_id or f"{info['method']}-{fp[:12]}")
@@ -62,7 +79,11 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
         req = request or EvalRequest(model=model)
         req.model, req.run, req.work_dir = model, run, str(target.with_suffix(""))
         started = R.now()
-        out = fn(req)
+        try:
+            out = fn(req)
+        except JudgeDryRun as e:  # the bill is printed; nothing judged, no result: go on to the next benchmark
+            print(f"{run['run_id']}/{name}: {e}")
+            continue
         record = {
             "schema_version": R.SCHEMA_VERSION, "run": run, "benchmark": name, "scores": out.scores,
             "conventions": out.conventions, "backend": out.backend, "judge": out.judge, "hardware": R.hardware(),
@@ -79,11 +100,30 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
     return written
 
 
+def report_incomplete(paths) -> int:
+    """Print what is missing from each result judged below full coverage (and how to finish it);
+    the number of such results (a command exits non-zero when there is one)."""
+    import sys
+
+    from harness.judged.common import incomplete
+
+    n = 0
+    for p in paths:
+        if msg := incomplete(R.read_result(p)):
+            print(msg, file=sys.stderr)
+            n += 1
+    return n
+
+
 def _same_settings(path: Path, req: EvalRequest | None, fn=None) -> bool:
+    from harness.judged.common import incomplete
+
     try:
         rec = R.read_result(path)
     except R.ResultError:
         return False
+    if incomplete(rec):
+        return False  # a partial judged result is resumed, never reused as it is
     conv = rec.get("conventions") or {}
     if req is not None and getattr(fn, "settings", None) is not None:
         return conv.get("settings") == fn.settings(req)

@@ -1,8 +1,8 @@
 """An OpenAI-compatible LLM judge: async client with bounded concurrency, retries, a disk cache
 and append-only judgment files. Benchmarks in harness/judged build their prompts on top of it."""
-from harness.judge.config import JudgeConfig, JudgeError, redact
+from harness.judge.config import JudgeConfig, JudgeDryRun, JudgeError, Ledger, redact
 from harness.judge.client import JudgeClient, JudgeReply, JudgeStats
 from harness.judge.cache import JudgeCache
 from harness.judge.store import JsonlStore
 
-__all__ = ["JudgeConfig", "JudgeError", "redact", "JudgeClient", "JudgeReply", "JudgeStats", "JudgeCache", "JsonlStore"]
+__all__ = ["JudgeConfig", "JudgeDryRun", "JudgeError", "Ledger", "redact", "JudgeClient", "JudgeReply", "JudgeStats", "JudgeCache", "JsonlStore"]

@@ -1,6 +1,8 @@
 """Disk cache of judge replies keyed by (endpoint, judge model, full request).
 
-Stored as append-only JSONL (see store.py) so a crash loses at most the reply being written.
+Stored as append-only JSONL (see store.py): each reply is one unbuffered write the moment it arrives
+(the client's HTTP response hook), fsynced by the store's group-commit thread, so a killed process loses
+at most the replies still on the wire and a power loss at most the last fsync window.
 """
 from __future__ import annotations
 
@@ -18,9 +20,7 @@ def cache_key(endpoint: str, model: str, request: dict) -> str:
 
 class JudgeCache:
     def __init__(self, directory: str | Path):
-        # no fsync: after a kill every written entry is there (the page cache survives the process); a power
-        # loss may drop the last entries, which only costs asking again. Judgment files do fsync.
-        self.store = JsonlStore(Path(directory) / "judge_cache.jsonl", fsync=False)
+        self.store = JsonlStore(Path(directory) / "judge_cache.jsonl", fsync=True)
         self._replies = {r["key"]: r["reply"] for r in self.store.records}
 
     def __len__(self) -> int:

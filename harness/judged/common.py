@@ -43,9 +43,49 @@ def generate_chunked(generator: Generator, conversations: list, sampling: Sampli
             bar.update(len(part))
 
 
+ANSWER_METRICS = ("avg_length", "avg_tokens")  # computed from the answers, not from judgments
+INCOMPLETE_EXIT = 4  # exit code of a command that wrote a result below full judge coverage
+
+
+def add_coverage(scores: list[dict], judge: dict | None) -> None:
+    """Every judged score carries ``coverage: {judged, expected}`` (from the judge block's ``expected`` and
+    ``unjudged``); a null value always says why."""
+    if not judge or not judge.get("configured") or judge.get("expected") is None:
+        return
+    expected = int(judge["expected"])
+    judged = max(0, expected - int(judge.get("unjudged") or 0))
+    judge["coverage"] = {"judged": judged, "expected": expected}
+    for s in scores:
+        if s["metric"] in ANSWER_METRICS:
+            continue
+        s["coverage"] = {"judged": judged, "expected": expected}
+        if s["value"] is None and not s.get("unavailable"):
+            if judged == 0:
+                s["unavailable"] = "not judged: " + (judge.get("stopped") or judge.get("last_error") or "no judgment")
+            else:
+                s["unavailable"] = f"no parseable verdicts ({judge.get('unparseable', 0)} unparseable)"
+
+
+def incomplete(record: dict) -> str | None:
+    """What is missing from a result judged below full coverage, and how to finish it; None when complete."""
+    judge = record.get("judge") or {}
+    cov = judge.get("coverage")
+    if not cov or cov["judged"] >= cov["expected"]:
+        return None
+    missing = cov["expected"] - cov["judged"]
+    why = judge.get("stopped") or (f"{judge.get('failures', 0)} judge requests failed for good; last error: "
+                                   f"{judge.get('last_error')}" if judge.get("last_error") else "not judged")
+    hint = (" with a higher --max-judge-cost (or none)" if "max-judge-cost" in (judge.get("stopped") or "") else "")
+    return (f"{record['run']['run_id']}/{record['benchmark']}: incomplete: {cov['judged']} of {cov['expected']} "
+            f"judgments ({missing} missing: {why}). Its scores cover only those and are marked partial "
+            f"(coverage in the result). To finish, rerun the same command{hint}: saved judgments and cached replies "
+            f"are reused and only the {missing} missing are requested.")
+
+
 def make_record(benchmark: str, run: dict, generator: Generator | None, scores: list[dict], *, judge: dict | None,
                 conventions: dict, started_at: str, raw_output: str | None = None) -> dict:
     backend = {"name": getattr(generator, "name", None) or "answers-file"}
+    add_coverage(scores, judge)
     return {
         "schema_version": 1, "run": run, "benchmark": benchmark, "scores": scores, "backend": backend,
         "judge": judge, "conventions": conventions, "hardware": hardware(), "versions": versions("openai"),

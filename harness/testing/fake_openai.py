@@ -5,6 +5,10 @@ Faults are consumed one per request, in order: ``500``, ``("429", retry_after_s)
 ``"timeout"`` (sleep longer than the client waits), ``"malformed"`` (invalid JSON body),
 ``"drop"`` (close the connection without answering), ``"401_echo"`` (auth error echoing the key),
 or any other integer HTTP status (an error body with that status).
+
+``python -m harness.testing.fake_openai serve MODEL --host H --port P [...]`` runs it as a process that takes
+`vllm serve`'s command line (unknown options are ignored): the stand-in server executable of the local-judge
+tests (``--judge-server-cmd``). It serves ``/health`` and ``/v1/chat/completions``; test options below.
 """
 from __future__ import annotations
 
@@ -46,6 +50,11 @@ class FakeOpenAI:
     in_flight: int = 0
     max_in_flight: int = 0
     request_times: list = field(default_factory=list)  # time.monotonic() at arrival
+    port: int = 0  # 0: any free port
+    healthy_after_s: float | None = 0.0  # /health answers 200 this long after start; None: never
+    fail_status: int | None = None  # every chat request gets this HTTP status
+    status_for: Callable[[dict], "int | None"] | None = None  # request -> an HTTP status to fail with, or None
+    _started: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -84,6 +93,9 @@ class FakeOpenAI:
                 self.wfile.write(body)
 
             def do_GET(self):  # noqa: N802 - counters, for a server running in another process
+                if self.path.rstrip("/") == "/health":
+                    ready = fake.healthy_after_s is not None and time.monotonic() - fake._started >= fake.healthy_after_s
+                    return self._send(200 if ready else 503, b"{}")
                 if self.path.rstrip("/").endswith("/stats"):
                     body = {"n_requests": fake.n_requests, "max_in_flight": fake.max_in_flight}
                     return self._send(200, json.dumps(body).encode())
@@ -107,6 +119,10 @@ class FakeOpenAI:
                         return self._send(404, b'{"error": {"message": "not found"}}')
                     if fake.latency_s:
                         time.sleep(fake.latency_s)
+                    if fault is None and fake.fail_status is not None:
+                        fault = fake.fail_status
+                    if fault is None and fake.status_for is not None:
+                        fault = fake.status_for(request)
                     if fault is not None:
                         return self._fault(fault)
                     self._send(200, json.dumps(fake.completion(request)).encode())
@@ -136,7 +152,8 @@ class FakeOpenAI:
                     return self._send(fault, json.dumps(body).encode())
                 raise ValueError(f"unknown fault {fault!r}")
 
-        self._server = _BackloggedServer(("127.0.0.1", 0), Handler)
+        self._started = time.monotonic()
+        self._server = _BackloggedServer(("127.0.0.1", self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -178,3 +195,47 @@ def serve_forever(latency_s: float, conn) -> None:
     fake = FakeOpenAI(latency_s=latency_s).start()
     conn.send(fake.base_url)
     threading.Event().wait()
+
+
+def main(argv=None) -> None:
+    """A stand-in for `vllm serve MODEL --host H --port P ...`, with test options."""
+    import argparse
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ap = argparse.ArgumentParser(prog="fake_openai")
+    ap.add_argument("command", choices=["serve"])
+    ap.add_argument("model")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--health-delay", type=float, default=0.0, help="seconds before /health answers 200")
+    ap.add_argument("--never-healthy", action="store_true")
+    ap.add_argument("--exit-code", type=int, help="exit at once with this code (a server that fails to start)")
+    ap.add_argument("--fail-status", type=int, help="answer every chat request with this HTTP status")
+    ap.add_argument("--pid-file", help="write this process's pid and its worker's pid, one a line")
+    ap.add_argument("--spawn-worker", action="store_true", help="start a child process, as vLLM starts engine workers")
+    ap.add_argument("--ignore-sigterm", action="store_true", help="a server that must be killed")
+    args, unknown = ap.parse_known_args(argv)
+    print(f"fake vllm serve {args.model} on {args.host}:{args.port}; ignored options: {unknown}", flush=True)
+    if args.exit_code is not None:
+        sys.exit(args.exit_code)
+    if args.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pids = [os.getpid()]
+    if args.spawn_worker:
+        worker = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+                                   " if %r else None; time.sleep(3600)" % args.ignore_sigterm])
+        pids.append(worker.pid)
+    if args.pid_file:
+        with open(args.pid_file, "w") as fh:
+            fh.write("\n".join(map(str, pids)) + "\n")
+    fake = FakeOpenAI(port=args.port, healthy_after_s=None if args.never_healthy else args.health_delay,
+                      fail_status=args.fail_status)
+    fake.start()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
