@@ -402,14 +402,17 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
                 if spec.needs_reference:
                     lp.ref_chosen = ref_chosen[idx].to(c.device)
                     lp.ref_rejected = ref_rejected[idx].to(c.device)
+                # Extra inputs cover the whole micro-batch of all processes (no gradient, so each process
+                # computes them all): a batch statistic such as KTO's z is then the same as in one process.
+                whole = micros[j]
                 for name, pairs_ in extra_pairs.items():
                     with torch.no_grad():
-                        ec, er, _, _, _ = forward_pairs(model, [pairs_[i] for i in idx], pad_id, acc, cfg.length_groups)
+                        ec, er, _, _, _ = forward_pairs(model, [pairs_[i] for i in whole], pad_id, acc, cfg.length_groups)
                     setattr(lp, f"{name}_chosen", ec)
                     setattr(lp, f"{name}_rejected", er)
                     if name in extra_ref:
-                        setattr(lp, f"ref_{name}_chosen", extra_ref[name][0][idx].to(c.device))
-                        setattr(lp, f"ref_{name}_rejected", extra_ref[name][1][idx].to(c.device))
+                        setattr(lp, f"ref_{name}_chosen", extra_ref[name][0][whole].to(c.device))
+                        setattr(lp, f"ref_{name}_rejected", extra_ref[name][1][whole].to(c.device))
                 out = spec.fn(lp, **loss_settings)
                 acc.backward(out.losses.sum() / step_pairs)
             _accumulate(sums, extra_sums, out, c, r, nc, nr)

@@ -18,8 +18,9 @@ class PairLogps:
     rejected_tokens: Any
     ref_chosen: Any = None  # summed log π_ref(y_w|x), [B]
     ref_rejected: Any = None
-    # Extra inputs a loss may declare in ``needs`` (see INPUTS); no gradient flows through them.
-    mismatched_chosen: Any = None  # summed log π(y_w of another pair | this pair's x), [B]
+    # Extra inputs a loss may declare in ``needs`` (see INPUTS); no gradient flows through them. They cover
+    # the micro-batch of all processes ([B_all]), so a statistic over them does not depend on the world size.
+    mismatched_chosen: Any = None  # summed log π(y_w of another pair | that pair's x), [B_all]
     mismatched_rejected: Any = None
     ref_mismatched_chosen: Any = None  # the same under the reference
     ref_mismatched_rejected: Any = None
