@@ -58,6 +58,7 @@ def _dgpo_rows(tables, table_id, columns, extra):
         cite = (f"{PAPERS['dgpo']}, {DGPO_TABLE_NAMES[table_id]} (tables.yaml {table_id}), line {r['_source_line']}; "
                 f"{DGPO_BASES[table_id]} + UltraFeedback; {extra}" + (f"; {SFT_ROW}" if method == "sft" else ""))
         rows.append({"label": f"{r['Method']} ({DGPO_BASES[table_id]}, DGPO paper)", "method": method,
+                     "group": f"DGPO paper, {DGPO_TABLE_NAMES[table_id]}: {DGPO_BASES[table_id]} + UltraFeedback",
                      "base_model": DGPO_BASES[table_id], "values": {k: r[c] for k, c in columns.items()},
                      "published": True, "citation": cite,
                      "sources": [{"paper": "dgpo", "table": table_id, "line": r["_source_line"]}]})
@@ -137,6 +138,7 @@ def build(tables_yaml: Path) -> dict[str, dict]:
     for r in sdpo_methods:
         r["method"] = SDPO_METHOD_ROWS[r["label"]]
         r["base_model"] = "SOLAR 10.7B + SFT"
+        r["group"] = "sDPO paper, Tables 2 and 3: SOLAR 10.7B + SFT, OpenOrca then Ultrafeedback Cleaned (4 tasks)"
     out["sdpo_methods_paper.yaml"] = {
         "about": "sDPO paper, its own runs on SOLAR 10.7B + SFT (Tables 2 and 3): four Open LLM v1 tasks and H4 "
                  "(their mean). H4 is not the six-task Avg: kept under `printed`, Avg left empty.",
@@ -164,7 +166,7 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-ROW_KEYS = ["label", "method", "base_model", "values", "printed", "published", "citation", "sources"]
+ROW_KEYS = ["label", "method", "base_model", "group", "values", "printed", "published", "citation", "sources"]
 
 
 def render(doc: dict) -> str:
