@@ -90,3 +90,33 @@ def test_h4_is_never_the_six_task_average_and_rows_reach_their_tables():
     mistral_dgpo = next(r for r in judged if r["label"] == "DGPO (Mistral 7B Instruct v0.2, DGPO paper)")
     assert mistral_dgpo["values"] == {"MT-Bench T1": 6.51, "MT-Bench T2": 6.54, "MT-Bench Avg": 6.53}
     assert all(r["source_file"] == "dgpo_mtbench_paper.yaml" for r in judged)
+
+
+def test_method_comparison_shows_published_blocks_apart_from_measured_rows(tmp_path):
+    from harness.leaderboard import regenerate
+    from harness.results import write_result
+    from tests.test_leaderboard import record
+
+    d = tmp_path / "results"
+    write_result(d, record("base-1", "base", [0.5, 0.6, 0.4, 0.3, 0.7, 0.1], limit=8))
+    write_result(d, record("dpo-1", "dpo", [0.55, 0.6, 0.4, 0.35, 0.7, 0.2], limit=8))
+    out = tmp_path / "lb"
+    regenerate(d, out, plot=False)
+    tables = sorted((out / "method_comparison").glob("*.md"))
+    assert len(tables) == 1  # the published rows sit inside the comparison, not in a table of their own
+    md = tables[0].read_text().split("\n## ")
+    measured, blocks = md[0], md[1:]
+    assert "DGPO paper" not in measured.split("\n\n- ")[0] and "| dpo | dpo-1 |" in measured
+    head = "Published, not measured here; not comparable to these tiny smoke runs: "
+    assert [b.splitlines()[0] for b in blocks] == [
+        head + "DGPO paper, Table 4: Mistral 7B Instruct v0.2 + UltraFeedback",
+        head + "DGPO paper, Table 8: Llama3 8B Instruct + UltraFeedback",
+        head + "sDPO paper, Tables 2 and 3: SOLAR 10.7B + SFT, OpenOrca then Ultrafeedback Cleaned (4 tasks)"]
+    # Mistral DGPO, Table 4 line 314: the paper's own Average kept; sDPO: no six-task Avg, H4 in the note
+    assert "| DGPO (Mistral 7B Instruct v0.2, DGPO paper) [10] | published | 65.40 | 57.10 | 84.60 | 60.90 | 70.10 | 78.50 | 41.30 |" in blocks[0]
+    assert "| SOLAR 10.7B + SFT + sDPO [21] | published | – | 71.33 | 88.08 | 65.39 | 72.45 | – | – |" in blocks[2]
+    assert "[21] published, not measured here: sDPO paper" in blocks[2] and "H4 74.31 as printed" in blocks[2]
+    csv = next((out / "method_comparison").glob("*.csv")).read_text().splitlines()
+    assert [line.split(",")[0] for line in csv[1:]] == ["base", "dpo"]  # the CSV stays measured rows only
+    tex = next((out / "method_comparison").glob("*.tex")).read_text()
+    assert r"\multicolumn{9}{l}{\textit{" + head.replace(";", ";") in tex
