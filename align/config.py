@@ -56,6 +56,20 @@ class TrainConfig:
     max_length: int = 512
     max_prompt_length: int = 256
 
+    # --- parameter-efficient fine-tuning (peft; align.modeling)
+    lora_r: int = 0
+    """LoRA rank; 0 = full fine-tuning."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator: the update is B·A·alpha/r."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA branch's input."""
+    lora_target_modules: list[str] | None = None
+    """Module names to adapt; default: every linear layer of attention and MLP (not the output head)."""
+    load_in_4bit: bool = False
+    """QLoRA: the frozen base in 4-bit NF4 (bitsandbytes, CUDA only); needs lora_r > 0."""
+    merge_lora: bool = True
+    """Save the merged full model in output (adapter in output/adapter); False: the adapter alone."""
+
     # --- runtime
     mixed_precision: str = "auto"
     """auto = bf16 autocast on GPU, fp32 on CPU; or 'no', 'bf16', 'fp16'."""
@@ -71,6 +85,8 @@ class TrainConfig:
     ref_batch_size: int = 16
     """Pairs per forward when precomputing reference log-probs."""
     progress: bool = True
+    report_to: str = "none"
+    """Experiment trackers, comma-separated: none, tensorboard, wandb, mlflow, trackio (through accelerate)."""
     stop_after_steps: int | None = None
     """Testing aid: stop (as if killed) after this many optimizer steps, after checkpointing."""
 

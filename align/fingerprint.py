@@ -36,7 +36,7 @@ def model_fingerprint(name_or_path: str) -> str:
     path = Path(name_or_path)
     h = hashlib.sha256()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.name == "config.json" or p.suffix in _WEIGHT_SUFFIXES)
+        files = sorted(p for p in path.iterdir() if p.name in ("config.json", "adapter_config.json") or p.suffix in _WEIGHT_SUFFIXES)
         if not files:
             raise FileNotFoundError(f"{path}: no config.json or weight files to fingerprint")
         for f in files:

@@ -136,14 +136,15 @@ def _encode_all(cfg: TrainConfig, tokenizer, pairs):
 def model_logps(cfg: TrainConfig, model_path: str, encoded, pad_id: int, cache_dir: Path):
     """Summed log-probs of every chosen/rejected answer under one model, cached per model
     fingerprint in ``cache_dir`` so a resumed run does not redo them."""
-    from align.trainer import compute_logps, load_model, make_accelerator
+    from align.modeling import load_for_inference
+    from align.trainer import compute_logps, make_accelerator
 
     acc = make_accelerator(cfg)
     path = cache_dir / f"logps-{model_fingerprint(model_path)}-{fingerprint_encoded(encoded)}-{acc.mixed_precision}.pt"
     if path.exists():
         saved = torch.load(path)
         return saved["chosen"], saved["rejected"]
-    model = acc.prepare(load_model(model_path, cfg))
+    model = acc.prepare(load_for_inference(model_path, torch.float32, "cpu"))  # a model or a LoRA adapter dir
     chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, desc=f"sDPO log-probs {Path(model_path).name}")
     del model
     if acc.is_main_process:
@@ -198,6 +199,12 @@ def _publish_final(output: Path, step_dir: Path) -> None:
             tmp = output / f".{f.name}.tmp{os.getpid()}"
             shutil.copyfile(f, tmp)
             tmp.replace(output / f.name)
+    if (step_dir / "adapter").is_dir():  # LoRA: step T's adapter (its base is M_{T-1})
+        tmp = output / f".adapter.tmp{os.getpid()}"
+        shutil.copytree(step_dir / "adapter", tmp)
+        if (output / "adapter").exists():
+            shutil.rmtree(output / "adapter")
+        tmp.replace(output / "adapter")
 
 
 def _completed(step_dir: Path) -> bool:
@@ -212,6 +219,9 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
 
     from align.trainer import make_accelerator, resolve_model, train
 
+    from align.modeling import check_settings
+
+    check_settings(cfg)
     spec = get_loss(loss)
     if partition not in PARTITIONS:
         raise ValueError(f"unknown sDPO partition '{partition}'; choose one of {', '.join(PARTITIONS)}")
@@ -264,7 +274,9 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
                 "reference_model": prev, "reference_fingerprint": model_fingerprint(prev) if spec.needs_reference else None,
                 "start_fingerprint": model_fingerprint(prev)}
         if not (cfg.resume and _completed(step_dir)):
-            step_cfg = dataclasses.replace(cfg, method=loss, model=prev, output=str(step_dir), reference_model=None)
+            # LoRA: M_t is merged (it is the next step's start and reference); only M_T may stay an adapter.
+            step_cfg = dataclasses.replace(cfg, method=loss, model=prev, output=str(step_dir), reference_model=None,
+                                           merge_lora=cfg.merge_lora or t < n_steps)
             run = train(step_cfg, pairs=[pairs[i] for i in chunk["indices"]])
             if not run["completed"]:  # stopped on purpose (stop_after_steps); resume continues here
                 state["steps"].append({**info, "completed": False})

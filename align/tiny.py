@@ -124,7 +124,9 @@ def make_tiny_model(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, pretrain_steps), pct_start=0.1)
     model.train()
-    bar = tqdm(range(pretrain_steps), desc="pre-train tiny model", disable=not progress)
+    from harness.console import terminal
+
+    bar = tqdm(range(pretrain_steps), desc="pre-train tiny model", disable=not progress, file=terminal())
     for _ in bar:
         starts = torch.randint(0, len(stream) - seq_len - 1, (batch_size,), generator=gen)
         batch = torch.stack([stream[s : s + seq_len] for s in starts.tolist()])

@@ -30,6 +30,7 @@ from align.encoding import collate, encode_pairs, fingerprint_encoded
 from align.fingerprint import model_fingerprint
 from align.logps import concatenated_forward
 from align.losses import PairLogps, get_loss
+from align.modeling import load_model  # noqa: F401  (align.sdpo and callers import it from here)
 
 METRIC_KEYS = ("loss", "logps/chosen", "logps/rejected", "logps/chosen_mean", "logps/rejected_mean",
                "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
@@ -43,27 +44,22 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
+def make_accelerator(cfg: TrainConfig, log_with: list[str] | None = None) -> Accelerator:
+    """The run's accelerator; ``log_with`` names the experiment trackers (align.tracking), only for train()."""
+    from accelerate.utils import ProjectConfiguration
+
+    from align.tracking import tracking_dir
+
     mp = cfg.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     # accelerate only forms a CPU process group (gloo) when told it runs on CPU;
     # otherwise `accelerate launch` on a CPU machine starts N independent runs.
     multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return Accelerator(mixed_precision=mp, cpu=multi_cpu)
-
-
-def load_model(name: str, cfg: TrainConfig):
-    from transformers import AutoModelForCausalLM
-
-    # fp32 master weights; bf16 comes from autocast so optimizer state stays exact.
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
-    if cfg.gradient_checkpointing:
-        # transformers 5 renamed it; keep the old name for older releases
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable()
-        model.config.use_cache = False
-    return model
+    if not log_with:
+        return Accelerator(mixed_precision=mp, cpu=multi_cpu)
+    project = ProjectConfiguration(project_dir=cfg.output, logging_dir=str(tracking_dir(cfg.output)))
+    return Accelerator(mixed_precision=mp, cpu=multi_cpu, log_with=log_with, project_config=project)
 
 
 def loss_kwargs_for(fn, cfg: TrainConfig, defaults: dict) -> dict:
@@ -80,12 +76,15 @@ def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int
     """Summed log-probs of every chosen and rejected answer, in dataset order."""
     from tqdm.auto import tqdm
 
+    from harness.console import terminal
+
     was_training = model.training
     model.eval()
     rows = []
     # Even split (padding repeats) so every process runs the same number of forwards: FSDP needs that.
     with acc.split_between_processes(list(range(len(encoded))), apply_padding=True) as mine:
-        for start in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not acc.is_local_main_process):
+        for start in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not acc.is_local_main_process,
+                          file=terminal()):
             idx = mine[start : start + batch_size]
             batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
             with acc.autocast():
@@ -101,8 +100,13 @@ def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int
 
 
 def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_precision: str):
-    """Reference log-probs from the cache, else one pass with the reference model."""
+    """Reference log-probs from the cache, else one pass with the reference model (for LoRA: the
+    policy with its adapters disabled, i.e. the base)."""
+    from align.modeling import reference_mode, reference_tag
+
     key = f"{model_fingerprint(ref_name)}-{fingerprint_encoded(encoded)}-{mixed_precision}"
+    if not (cfg.reference_model and cfg.reference_model != cfg.model) and (tag := reference_tag(cfg, mixed_precision)):
+        key += f"-{tag}"
     path = cache_root() / "ref_logps" / f"{key}.pt"
     if path.exists():
         cached = torch.load(path)
@@ -112,7 +116,8 @@ def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_preci
         chosen, rejected = compute_logps(ref_model, encoded, acc, pad_id, cfg.ref_batch_size)
         del ref_model
     else:
-        chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size)
+        with reference_mode(model, acc):
+            chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size)
     if acc.is_main_process:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -222,7 +227,12 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer
 
-    acc = make_accelerator(cfg)
+    from align import modeling, tracking
+    from harness.console import terminal
+
+    modeling.check_settings(cfg)
+    trackers = tracking.parse_report_to(cfg.report_to)
+    acc = make_accelerator(cfg, log_with=trackers)
     set_seed(cfg.seed)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -243,15 +253,18 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     if report.n_skipped or too_long:
         acc.print(f"skipped {report.n_skipped + len(too_long)} invalid pairs (--skip-invalid)")
 
-    model = load_model(model_name, cfg)
+    model = modeling.load_policy(model_name, cfg, acc)
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    trained = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+    decay = [p for p in trained if p.ndim >= 2]
+    no_decay = [p for p in trained if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
         fused=_fused_adamw_ok(acc),
     )
     model, optimizer = acc.prepare(model, optimizer)
+    if modeling.uses_lora(cfg):
+        modeling.register_checkpoint_hooks(acc)
 
     ref_chosen = ref_rejected = None
     ref_key, ref_cached = None, False
@@ -278,13 +291,16 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
             _truncate_metrics(metrics_path, global_step)
     elif acc.is_main_process and metrics_path.exists():
         metrics_path.unlink()
+    if trackers:
+        tracking.start(acc, cfg.to_dict(), run_name=output.name, resumed_step=global_step)
 
     sums = {k: 0.0 for k in METRIC_KEYS}
     extra_sums: dict[str, float] = {}
     n_pairs = n_tokens = 0
     window_start = time.perf_counter()
     params = [p for p in model.parameters() if p.requires_grad]
-    bar = tqdm(total=total_steps, initial=global_step, desc=f"train {cfg.method}", disable=not (cfg.progress and acc.is_local_main_process))
+    bar = tqdm(total=total_steps, initial=global_step, desc=f"train {cfg.method}",
+               disable=not (cfg.progress and acc.is_local_main_process), file=terminal())
     epoch_cache: dict[int, list] = {}
     stopped_early = False
 
@@ -324,6 +340,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
                 with open(metrics_path, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
                     fh.flush()
+            if trackers:
+                acc.log(row, step=global_step)
             bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['rewards/accuracies']:.2f}")
             sums = {k: 0.0 for k in METRIC_KEYS}
             extra_sums = {}
@@ -337,6 +355,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
         if global_step % cfg.save_steps == 0 and global_step < total_steps:
             save_checkpoint(acc, output, global_step, cfg.save_total_limit)
     bar.close()
+    if trackers:
+        acc.end_training()
 
     run = {
         "config": cfg.to_dict(),
@@ -349,10 +369,11 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
         "steps": global_step, "total_steps": total_steps, "world_size": world,
         "pairs_seen": pairs_seen(len(encoded), cfg, world, steps_per_epoch, global_step),
         "mixed_precision": acc.mixed_precision, "versions": versions(), "completed": not stopped_early,
+        "lora": modeling.lora_summary(model, acc), "trackers": trackers,
     }
     if stopped_early:
         return run
-    save_final(acc, model, tokenizer, output, run)
+    save_final(acc, model, tokenizer, output, run, cfg)
     return run
 
 
@@ -395,17 +416,21 @@ def _reduce_window(acc, sums, extra_sums, n_pairs, n_tokens, seconds) -> dict:
     return row
 
 
-def save_final(acc, model, tokenizer, output: Path, run: dict) -> None:
-    """Write the loadable model into ``output`` itself, atomically file by file."""
+def save_final(acc, model, tokenizer, output: Path, run: dict, cfg: TrainConfig) -> None:
+    """Write the loadable model (or LoRA adapter, see align.modeling) into ``output`` itself,
+    atomically file by file."""
+    from align.modeling import clear_stale_outputs, save_policy
+
     acc.wait_for_everyone()
-    state = acc.get_state_dict(model)
+    tmp = output / ".tmp-final"
+    if acc.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    save_policy(acc, model, tokenizer, tmp, cfg)
     if acc.is_main_process:
-        tmp = output / ".tmp-final"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        acc.unwrap_model(model).save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
+        clear_stale_outputs(output, cfg)
         for f in tmp.iterdir():
+            if f.is_dir() and (output / f.name).exists():
+                shutil.rmtree(output / f.name)
             f.replace(output / f.name)
         tmp.rmdir()
         write_json_atomic(output / "run.json", run)

@@ -19,6 +19,12 @@ OVERRIDES = [
     ("--max-prompt-length", int, "Prompt tokens kept when a pair is too long (the last ones)."),
     ("--seed", int, "Seed for data order and initialisation of anything random."),
     ("--save-steps", int, "Checkpoint every N optimizer steps."),
+    ("--lora-r", int, "LoRA rank (peft); 0 = full fine-tuning (default)."),
+    ("--lora-alpha", float, "LoRA scale numerator: the update is B·A·alpha/r (default 16)."),
+    ("--lora-dropout", float, "Dropout on the LoRA branch's input (default 0)."),
+    ("--lora-target-modules", lambda s: [m for m in s.split(",") if m],
+     "Comma-separated module names to adapt (default: every linear layer of attention and MLP)."),
+    ("--report-to", str, "Experiment trackers: none (default), or any of tensorboard,wandb,mlflow,trackio, comma-separated."),
 ]
 
 
@@ -35,7 +41,14 @@ def add_train_arguments(p: argparse.ArgumentParser, methods: list[str]) -> None:
         p.add_argument(flag, type=typ, help=text)
     p.add_argument("--skip-invalid", action="store_true", help="Drop malformed pairs (and report how many) instead of stopping.")
     p.add_argument("--gradient-checkpointing", action="store_true", help="Trade compute for memory on big models.")
+    p.add_argument("--load-in-4bit", action="store_true",
+                   help="QLoRA: load the frozen base in 4-bit NF4 (bitsandbytes; CUDA only; needs --lora-r).")
+    p.add_argument("--no-merge", action="store_true",
+                   help="LoRA: save the adapter alone in --output (default: the merged model, adapter in --output/adapter).")
     p.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    p.add_argument("--verbose", action="store_true",
+                   help="Show other libraries' progress bars, warnings and logs on the terminal "
+                        "(default: they go to harness.log in the run directory).")
 
 
 PAPER_RECIPES = {"dpo": "zephyr-dpo", "dpop": "smaug-dpop", "dgpo": "dgpo", "sdpo": "sdpo"}
@@ -50,28 +63,57 @@ def config_from_args(args, method: str):
     return build_config(
         recipe, method=method, model=args.model, data=args.data or None, output=args.output,
         reference_model=args.reference_model, resume=args.resume or None, skip_invalid=args.skip_invalid or None,
-        gradient_checkpointing=args.gradient_checkpointing or None, progress=not args.no_progress, **overrides,
+        gradient_checkpointing=args.gradient_checkpointing or None, progress=not args.no_progress,
+        load_in_4bit=args.load_in_4bit or None, merge_lora=False if args.no_merge else None, **overrides,
     )
 
 
 def _train(args) -> int:
+    import time
+    from pathlib import Path
+
     from align.data import DataError
     from align.trainer import train
+    from harness.console import quiet
 
+    log = Path(args.output) / "harness.log"
+    start = time.perf_counter()
     try:
-        if args.method == "sdpo":
-            return _train_sdpo(args)
-        cfg = config_from_args(args, args.method)
-        run = train(cfg)
+        with quiet(log, verbose=args.verbose):
+            if args.method == "sdpo":
+                return _train_sdpo(args)
+            cfg = config_from_args(args, args.method)
+            run = train(cfg)
     except (DataError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         if run["completed"]:
-            print(f"model written to {cfg.output} ({run['steps']} steps)")
+            print(train_summary(run, cfg.output, time.perf_counter() - start))
         else:
             print(f"stopped after {run['steps']} of {run['total_steps']} steps; continue with --resume")
+        if not args.verbose:
+            print(f"other libraries' messages: {log}")
     return 0
+
+
+def train_summary(run: dict, output: str, seconds: float) -> str:
+    """The closing lines of a training run: budget, last logged metrics, where the model went."""
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(x) for x in (Path(output) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    last = rows[-1] if rows else {}
+    lora = run.get("lora")
+    where = f"model written to {output}"
+    if lora:
+        merged = run["config"].get("merge_lora", True)
+        where = (f"merged model written to {output} (LoRA adapter in {output}/adapter)" if merged
+                 else f"LoRA adapter written to {output} (base: {run['model_path']})")
+        where += f"; {lora['trainable_params']:,} of {lora['total_params']:,} parameters trained"
+    return (f"{run['loss']['name']}: {run['steps']} steps in {seconds:.1f} s; final loss {last.get('loss', float('nan')):.4f}, "
+            f"reward accuracy {last.get('rewards/accuracies', float('nan')):.2f}, margin {last.get('rewards/margins', float('nan')):.3f}\n"
+            f"{where}")
 
 
 def _train_sdpo(args) -> int:

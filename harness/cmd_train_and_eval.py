@@ -16,7 +16,7 @@ from harness.commands import registrar
 
 TINY_LIMIT = 32  # documents per task (questions for judged benchmarks) for the tiny default: minutes on 2 CPU cores
 TINY_MAX_NEW_TOKENS = 64  # answer length cap for judged benchmarks on the tiny model (a 512-token context)
-_RUNTIME_FIELDS = ("resume", "progress", "stop_after_steps", "output")
+_RUNTIME_FIELDS = ("resume", "progress", "stop_after_steps", "output", "report_to")
 
 
 def finished_run(output: Path, cfg) -> bool:
@@ -27,19 +27,50 @@ def finished_run(output: Path, cfg) -> bool:
         return False
     same = {k: v for k, v in run.get("config", {}).items() if k not in _RUNTIME_FIELDS}
     want = {k: v for k, v in cfg.to_dict().items() if k not in _RUNTIME_FIELDS}
-    return bool(run.get("completed")) and same == want and (output / "config.json").exists()
+    saved = (output / "config.json").exists() or (output / "adapter_config.json").exists()  # a model or a LoRA adapter
+    return bool(run.get("completed")) and same == want and saved
 
 
 def _train_and_eval(args) -> int:
-    from tqdm.auto import tqdm
+    """Other libraries' output goes to RUNS_DIR/harness.log (unless --verbose); errors and the summary stay here."""
+    import time
+
+    from harness.console import quiet
+    from harness.judge import JudgeError
+    from harness.leaderboard import InvalidResults
+
+    log = Path(args.runs_dir) / "harness.log"
+    start = time.perf_counter()
+    summary: list[str] = []
+    try:
+        with quiet(log, verbose=args.verbose):
+            written, out = _phases(args, summary)
+    except (InvalidResults, KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
+        print(f"error: {e}")
+        return 2
+    from harness.cmd_eval import print_unavailable
+
+    print(f"train-and-eval finished in {time.perf_counter() - start:.0f} s")
+    for line in summary:
+        print(f"  {line}")
+    print_unavailable(written)
+    print(f"results in {args.results}/, {len(out['written'])} leaderboard files in {args.leaderboards}/")
+    if not args.verbose:
+        print(f"other libraries' messages: {log}")
+    from harness.evaluation.runner import report_incomplete
+    from harness.judged.common import INCOMPLETE_EXIT
+
+    return INCOMPLETE_EXIT if report_incomplete(written) else 0
+
+
+def _phases(args, summary: list[str]):
+    """One progress bar per phase: evaluate base, then per method train (the trainer's bars) and evaluate."""
+    import time
 
     from align.trainer import resolve_model
-    from harness.cmd_eval import judge_notice, print_unavailable, request_from_args
+    from harness.cmd_eval import judge_notice
     from harness.cmd_train import config_from_args
-    from harness.evaluation.runner import describe_model, evaluate_model, report_incomplete
-    from harness.judge import JudgeError
-    from harness.judged.common import INCOMPLETE_EXIT
-    from harness.leaderboard import InvalidResults, regenerate
+    from harness.leaderboard import regenerate
     from harness.methods import training_methods
 
     methods = training_methods()
@@ -53,44 +84,49 @@ def _train_and_eval(args) -> int:
         print(notice)
     written = []
     root = Path(args.runs_dir)
-    stages = (0 if args.no_base else 1) + 2 * len(selected) + 1
-    bar = tqdm(total=stages, desc="train-and-eval", unit="stage")
-    try:
-        base = resolve_model(args.model)
-        if not args.no_base:
-            bar.set_postfix_str("evaluate base model")
-            run = describe_model(base, method="base")
-            written += evaluate_model(base, benches, args.results, run=run, request=request_from_args(args, base),
-                                      skip_existing=True)
-            bar.update(1)
-        for method in selected:
-            args.output, args.resume = str(root / method), True
-            cfg = config_from_args(args, method)
-            cfg.progress = False  # this command's bar is the one display
-            bar.set_postfix_str(f"train {method}")
-            if not finished_run(Path(cfg.output), cfg):
-                methods[method](cfg)
-            bar.update(1)
-            bar.set_postfix_str(f"evaluate {method}")
-            run = describe_model(cfg.output, method=method)
-            written += evaluate_model(cfg.output, benches, args.results, run=run,
-                                      request=request_from_args(args, cfg.output), skip_existing=True)
-            bar.update(1)
-        bar.set_postfix_str("leaderboard")
-        out = regenerate(args.results, args.leaderboards)
-        bar.update(1)
-    except InvalidResults as e:
-        bar.close()
-        print(f"error: {e}")
-        return 2
-    except (KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
-        bar.close()
-        print(f"error: {e}")
-        return 2
-    bar.close()
-    print_unavailable(written)
-    print(f"results in {args.results}/, {len(out['written'])} leaderboard files in {args.leaderboards}/")
-    return INCOMPLETE_EXIT if report_incomplete(written) else 0
+    base = resolve_model(args.model)
+    if not args.no_base:
+        written += _evaluate(args, base, "base", benches, summary)
+    for method in selected:
+        args.output, args.resume = str(root / method), True
+        cfg = config_from_args(args, method)
+        t0 = time.perf_counter()
+        if finished_run(Path(cfg.output), cfg):
+            summary.append(f"train {method}: reused {cfg.output}")
+        else:
+            methods[method](cfg)  # the trainer's own bars: reference log-probs, then steps
+            summary.append(f"train {method}: {time.perf_counter() - t0:.0f} s{_last_metrics(cfg.output)} -> {cfg.output}")
+        written += _evaluate(args, cfg.output, method, benches, summary)
+    out = regenerate(args.results, args.leaderboards)
+    return written, out
+
+
+def _last_metrics(output: str) -> str:
+    lines = [x for x in (Path(output) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    if not lines:
+        return ""
+    row = json.loads(lines[-1])
+    return f", final loss {row['loss']:.4f}, reward accuracy {row['rewards/accuracies']:.2f}"
+
+
+def _evaluate(args, model: str, method: str, benches: list[str], summary: list[str]) -> list:
+    """Evaluate one model, one bar tick per benchmark; earlier results with the same settings are reused."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from harness.cmd_eval import request_from_args
+    from harness.console import terminal
+    from harness.evaluation.runner import describe_model, evaluate_model
+
+    t0 = time.perf_counter()
+    run = describe_model(model, method=method)
+    written = []
+    for b in tqdm(benches, desc=f"evaluate {method}", unit="benchmark", file=terminal(), disable=args.no_progress):
+        written += evaluate_model(model, [b], args.results, run=run, request=request_from_args(args, model),
+                                  skip_existing=True)
+    summary.append(f"evaluate {method}: {time.perf_counter() - t0:.0f} s -> {args.results}/{run['run_id']}/")
+    return written
 
 
 @registrar

@@ -19,16 +19,27 @@ def lm_eval_model(req: EvalRequest) -> tuple[str, dict, dict]:
         device = opts.pop("device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = opts.pop("dtype", None) or ("bfloat16" if device.startswith("cuda") else "float32")
         batch = opts.pop("batch_size", 8)
-        return "hf", {"pretrained": req.model, "dtype": dtype, **opts}, {"batch_size": batch, "device": device}
+        return "hf", {**model_source(req.model, "hf"), "dtype": dtype, **opts}, {"batch_size": batch, "device": device}
     if req.backend == "vllm":
         from harness.generation.vllm_backend import import_vllm
 
         import_vllm()  # clear error before lm-eval's own
-        args = {"pretrained": req.model, "tensor_parallel_size": opts.pop("tensor_parallel_size", 1),
+        args = {**model_source(req.model, "vllm"), "tensor_parallel_size": opts.pop("tensor_parallel_size", 1),
                 "data_parallel_size": opts.pop("data_parallel_size", 1), "dtype": opts.pop("dtype", "auto"),
                 "gpu_memory_utilization": opts.pop("gpu_memory_utilization", 0.9), **opts}
         return "vllm", args, {"batch_size": "auto"}
     raise ValueError(f"backend '{req.backend}' cannot run lm-eval tasks; use hf or vllm")
+
+
+def model_source(model: str, backend: str) -> dict:
+    """lm-eval's model arguments for a model directory or a LoRA adapter directory (base + adapter)."""
+    from align.modeling import adapter_base, adapter_rank, is_adapter_dir
+
+    if not is_adapter_dir(model):
+        return {"pretrained": model}
+    if backend == "hf":
+        return {"pretrained": adapter_base(model), "peft": model}
+    return {"pretrained": adapter_base(model), "lora_local_path": model, "max_lora_rank": adapter_rank(model)}
 
 
 def number(x) -> float | None:

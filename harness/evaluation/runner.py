@@ -38,8 +38,11 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
                        "world_size": run.get("world_size")},
         }
     else:
-        info = {"method": method or "base", "hyperparameters": {}, "base_model": model,
-                "base_model_fingerprint": model_fingerprint(model), "data": None, "data_fingerprint": None,
+        from align.modeling import adapter_base, is_adapter_dir
+
+        base = adapter_base(model) if is_adapter_dir(model) else model  # a LoRA adapter describes its base
+        info = {"method": method or "base", "hyperparameters": {}, "base_model": base,
+                "base_model_fingerprint": model_fingerprint(base), "data": None, "data_fingerprint": None,
                 "budget": None}
     fp = model_fingerprint(model)
     info.update(model=model, model_fingerprint=fp, run_id=run_id or f"{info['method']}-{fp[:12]}")

@@ -11,18 +11,21 @@ class HFGenerator:
 
     def __init__(self, model: str, *, batch_size: int = 16, device: str | None = None, dtype: str | None = None,
                  progress: bool = True):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from align.modeling import load_for_inference, tokenizer_source
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype is None:
             dtype = "bfloat16" if self.device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(model))
         if not self.tokenizer.chat_template:
             raise ValueError(f"{model}: the tokenizer has no chat template; the hf backend needs one")
         self.tokenizer.padding_side = "left"  # generation continues from the right edge of every row
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
+        # A LoRA adapter directory is loaded as its base with the adapter merged in memory.
+        self.model = load_for_inference(model, getattr(torch, dtype), self.device)
         self.batch_size = batch_size
         self.progress = progress
         self.model_name = model
