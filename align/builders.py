@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from align.data import DataError, load_preference_data, split_hh_dialogue, write_jsonl
+from align.data import DataError, load_preference_data, same_apart_from_whitespace, split_hh_dialogue, write_jsonl
 
 
 # -------------------------------------------------------------- edit distance
@@ -235,7 +235,7 @@ def mc_pairs(inputs: list[str | Path], output: str | Path, *, seed: int = 0, lim
                         continue
                     if not wrong:
                         report.reject("wrong option empty")
-                    elif wrong == correct:
+                    elif same_apart_from_whitespace(wrong, correct):
                         report.reject("wrong option identical to the correct one")
                     else:
                         rows.append({"prompt": prompt, "chosen": correct, "rejected": wrong, "subject": subject,
@@ -258,7 +258,7 @@ def hh_rlhf(input_path: str | Path, output: str | Path, *, seed: int = 0, limit:
             continue
         if not chosen or not rejected:
             report.reject("empty answer")
-        elif chosen == rejected:
+        elif same_apart_from_whitespace(chosen, rejected):
             report.reject("chosen identical to rejected")
         else:
             rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "id": f"{input_path.name}:{line}"})

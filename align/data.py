@@ -46,6 +46,9 @@ class LoadReport:
     n_skipped: int = 0
     errors: list[str] = field(default_factory=list)
     per_source: dict[str, int] = field(default_factory=dict)
+    n_duplicates: int = 0  # pairs repeating an earlier one (same prompt, chosen and rejected)
+    n_deduped: int = 0  # of those, dropped (dedupe=True)
+    duplicate_example: str | None = None  # "FILE:LINE repeats FILE:LINE", for the warning
 
 
 # ---------------------------------------------------------------- reading rows
@@ -184,9 +187,29 @@ def normalise_row(row, source: str, where: str) -> PreferencePair:
     for f, v in (("chosen", chosen), ("rejected", rejected)):
         if not v.strip():
             raise DataError(f"{where}: field '{f}': empty")
+    for j, m in enumerate(prompt_msgs):
+        _check_unicode(m["content"], where, f"prompt[{j}]" if isinstance(prompt, list) or prompt is None else "prompt")
+    _check_unicode(chosen, where, "chosen")
+    _check_unicode(rejected, where, "rejected")
     if chosen == rejected:
         raise DataError(f"{where}: field 'rejected': identical to 'chosen'")
+    if same_apart_from_whitespace(chosen, rejected):
+        raise DataError(f"{where}: field 'rejected': identical to 'chosen' apart from whitespace")
     return PreferencePair(prompt_msgs, chosen, rejected, source, where)
+
+
+def same_apart_from_whitespace(a: str, b: str) -> bool:
+    """Equal once leading, trailing and repeated whitespace is ignored: no preference to learn."""
+    return a.split() == b.split()
+
+
+def _check_unicode(text: str, where: str, fname: str) -> None:
+    """JSON can hold lone surrogates ("\\ud800"); no tokenizer can encode them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(f"{where}: field '{fname}': not valid Unicode text (lone surrogate "
+                        f"\\u{ord(text[e.start]):04x} at character {e.start})") from None
 
 
 # ------------------------------------------------------------------- loading
@@ -212,24 +235,65 @@ def _hub_rows(target: str):
     split = "train"
     if repo.count(":") == 1:
         repo, split = repo.split(":")
-    ds = load_dataset(repo, split=split)
-    for i, row in enumerate(ds, start=1):
-        yield i, row
+    try:
+        ds = load_dataset(repo, split=split)
+    except Exception as e:  # hub errors come in many types; all mean "this spec cannot be read"
+        raise DataError(f"{target}: cannot load hub dataset '{repo}' (split '{split}'): {type(e).__name__}: {e}") from None
+    return enumerate(ds, start=1)  # loaded eagerly: a hub failure is the spec's error, never a skipped row
 
 
-def load_preference_data(specs: list[str], *, skip_invalid: bool = False) -> tuple[list[PreferencePair], LoadReport]:
-    """Load every spec. Invalid rows raise ``DataError`` unless ``skip_invalid``."""
+_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".gz", ".csv")
+
+
+def _rows_for(target: str):
+    """(rows, label) for one spec target, or a DataError at once when it cannot be read."""
+    from align.hub import dataset_cached, looks_like_repo_id, offline
+
+    path = Path(target)
+    if path.is_dir():
+        raise DataError(f"{target}: is a directory; --data takes a .jsonl, .json or .parquet file (or a hub dataset)")
+    if path.exists():
+        return _read_rows(path), str(path)
+    repo = target.removeprefix("hf:")
+    if repo.count(":") == 1:
+        repo = repo.split(":")[0]
+    hub_like = target.startswith("hf:") or (looks_like_repo_id(repo) and "/" in repo)
+    if not hub_like or (not target.startswith("hf:") and target.lower().endswith(_DATA_SUFFIXES)):
+        raise DataError(f"{target}: no such file (relative paths start from {Path.cwd()})")
+    if offline() and not dataset_cached(repo):
+        raise DataError(f"{target}: no such file, and no hub dataset '{repo}' in the local cache "
+                        "(offline: HF_HUB_OFFLINE or HF_DATASETS_OFFLINE is set)")
+    return _hub_rows(target), target
+
+
+def _drop_duplicates(pairs: list[PreferencePair], report: LoadReport, dedupe: bool) -> list[PreferencePair]:
+    """Count pairs that repeat an earlier one (prompt, chosen and rejected equal); drop them if asked."""
+    seen: dict[str, str] = {}
+    kept = []
+    for p in pairs:
+        key = json.dumps([p.prompt, p.chosen, p.rejected], ensure_ascii=False)
+        if key in seen:
+            report.n_duplicates += 1
+            report.duplicate_example = report.duplicate_example or f"{p.origin} repeats {seen[key]}"
+            if dedupe:
+                report.n_deduped += 1
+                report.per_source[p.source] -= 1
+                continue
+        else:
+            seen[key] = p.origin
+        kept.append(p)
+    return kept
+
+
+def load_preference_data(specs: list[str], *, skip_invalid: bool = False,
+                         dedupe: bool = False) -> tuple[list[PreferencePair], LoadReport]:
+    """Load every spec. Invalid rows raise ``DataError`` unless ``skip_invalid``.
+    Duplicate pairs are counted in the report, and dropped with ``dedupe``."""
     pairs: list[PreferencePair] = []
     report = LoadReport()
     for spec in specs:
         name, target = parse_spec(spec)
-        path = Path(target)
-        if path.exists():
-            rows, label = _read_rows(path), str(path)
-        elif target.startswith("hf:") or re.fullmatch(r"[\w.-]+/[\w.-]+(:\w+)?", target):
-            rows, label = _hub_rows(target), target
-        else:
-            raise DataError(f"{target}: no such file, and not a hub dataset name")
+        rows, label = _rows_for(target)
         source = name or _source_name(target)
         n_before = len(pairs)
         for line, row in rows:
@@ -245,6 +309,7 @@ def load_preference_data(specs: list[str], *, skip_invalid: bool = False) -> tup
         if len(pairs) == n_before and not skip_invalid:
             raise DataError(f"{label}:1: no preference pairs found")
         report.per_source[source] = report.per_source.get(source, 0) + len(pairs) - n_before
+    pairs = _drop_duplicates(pairs, report, dedupe)
     report.n_loaded = len(pairs)
     if not pairs:
         raise DataError(f"{', '.join(specs)}: no valid preference pairs ({report.n_skipped} skipped)")

@@ -29,6 +29,8 @@ class EncodedPair:
     rejected_ids: list[int]
     source: str
     index: int  # position in the dataset; keys the reference log-prob cache
+    prompt_cut: int = 0  # prompt tokens dropped by truncation
+    answer_cut: int = 0  # chosen + rejected tokens dropped by truncation
 
 
 def _answer_ids(tokenizer, prompt_msgs, prompt_ids, answer: str) -> list[int]:
@@ -56,10 +58,12 @@ def encode_pair(tokenizer, pair: PreferencePair, index: int, max_length: int, ma
         raise DataError(f"{pair.origin}: field 'prompt': {len(prompt)} tokens, longer than max_length={max_length}")
     chosen = _answer_ids(tokenizer, pair.prompt, prompt, pair.chosen)
     rejected = _answer_ids(tokenizer, pair.prompt, prompt, pair.rejected)
+    n_prompt = len(prompt)
     if len(prompt) + max(len(chosen), len(rejected)) > max_length:
         prompt = prompt[-max_prompt_length:]
     room = max_length - len(prompt)
-    return EncodedPair(prompt, chosen[:room], rejected[:room], pair.source, index)
+    answer_cut = max(0, len(chosen) - room) + max(0, len(rejected) - room)
+    return EncodedPair(prompt, chosen[:room], rejected[:room], pair.source, index, n_prompt - len(prompt), answer_cut)
 
 
 def encode_pairs(tokenizer, pairs, max_length: int, max_prompt_length: int, skip_invalid: bool = False):
@@ -74,6 +78,14 @@ def encode_pairs(tokenizer, pairs, max_length: int, max_prompt_length: int, skip
     for j, e in enumerate(out):
         e.index = j
     return out, skipped
+
+
+def truncation_summary(encoded: list[EncodedPair]) -> dict:
+    """How many pairs truncation shortened, and by how many tokens (for the log and run.json)."""
+    cut = [e for e in encoded if e.prompt_cut or e.answer_cut]
+    return {"pairs": len(cut), "prompt_tokens_dropped": sum(e.prompt_cut for e in cut),
+            "answer_tokens_dropped": sum(e.answer_cut for e in cut),
+            "max_tokens_dropped_in_one_pair": max((e.prompt_cut + e.answer_cut for e in cut), default=0)}
 
 
 def fingerprint_encoded(encoded: list[EncodedPair]) -> str:
@@ -112,3 +124,14 @@ def collate(encoded: list[EncodedPair], pad_id: int) -> dict[str, torch.Tensor]:
         "labels": label_t,
         "index": torch.tensor([e.index for e in encoded], dtype=torch.long),
     }
+
+
+def mismatched_pairs(encoded: list[EncodedPair], max_length: int) -> list[EncodedPair]:
+    """Each pair's prompt with the answers of the pair before it (the last pair's for the first): the
+    mismatched prompt/answer pairs a KL estimate needs (KTO's reference point). Answers are cut to fit."""
+    out = []
+    for i, e in enumerate(encoded):
+        other = encoded[i - 1]
+        room = max_length - len(e.prompt_ids)
+        out.append(EncodedPair(e.prompt_ids, other.chosen_ids[:room], other.rejected_ids[:room], e.source, e.index))
+    return out

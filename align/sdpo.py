@@ -43,6 +43,7 @@ from align.data import DataError, default_preference_data, fingerprint_pairs, lo
 from align.encoding import encode_pair, fingerprint_encoded
 from align.fingerprint import model_fingerprint
 from align.losses import get_loss
+from align.methods import Method, register_wrapper
 
 PARTITIONS = ("easy-to-hard", "random", "given")
 DEFAULT_SINGLE_SOURCE_STEPS = 2  # the paper trains in two steps
@@ -213,29 +214,39 @@ def _completed(step_dir: Path) -> bool:
 
 
 # ---------------------------------------------------------------------- run
-def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, partition: str = "easy-to-hard") -> dict:
-    """Run sDPO; returns the summary also written to ``sdpo.json``."""
-    from transformers import AutoTokenizer
-
-    from align.trainer import make_accelerator, resolve_model, train
+def train_sdpo(cfg: TrainConfig, loss: str | None = None, steps: int | None = None, partition: str | None = None) -> dict:
+    """Run sDPO; returns the summary also written to ``sdpo.json``. ``loss``, ``steps`` and ``partition``
+    default to the configuration's inner loss, ``sdpo_steps`` and ``sdpo_partition``."""
+    from align.encoding import truncation_summary
+    from align.trainer import ResumeMismatch, effective_lengths, make_accelerator, report_data, resolve_model, train
 
     from align.modeling import check_settings
 
     check_settings(cfg)
+    loss = loss or cfg.loss.get("name") or "dpo"
+    steps = steps if steps is not None else cfg.sdpo_steps
+    partition = partition or cfg.sdpo_partition or "easy-to-hard"
     spec = get_loss(loss)
     if partition not in PARTITIONS:
         raise ValueError(f"unknown sDPO partition '{partition}'; choose one of {', '.join(PARTITIONS)}")
     if cfg.reference_model:
         raise ValueError("sDPO: the reference of step t is M_{t-1}, so --reference-model does not apply")
+    # Data first: bad data must fail in seconds, before any model is built or loaded.
+    specs = cfg.data or default_preference_data()
+    pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid, dedupe=cfg.dedupe)
+    base = resolve_model(cfg.model)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
-    base = resolve_model(cfg.model)
+    from transformers import AutoTokenizer  # imported only now: a data error is reported without waiting for it
+
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    specs = cfg.data or default_preference_data()
-    pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid)
-    pairs, encoded, too_long = _encode_all(cfg, tokenizer, pairs)
+    lengths = effective_lengths(cfg, base, print if _is_main() else (lambda *_: None))
+    pairs, encoded, too_long = _encode_all(dataclasses.replace(cfg, max_length=lengths["max_length"],
+                                                               max_prompt_length=lengths["max_prompt_length"]), tokenizer, pairs)
+    if _is_main():  # truncation is reported by each step's own run, per chunk
+        report_data(print, report, None, too_long, lengths)
     cache_dir = output / "sdpo-logps"
     state_path = output / "sdpo.json"
 
@@ -246,7 +257,7 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
         state = json.loads(state_path.read_text())
         changed = [k for k, v in identity.items() if state["identity"].get(k) != v]
         if changed:
-            raise ValueError(f"{state_path}: cannot resume, the run's {', '.join(changed)} changed")
+            raise ResumeMismatch(f"{state_path}: cannot resume, the run's {', '.join(changed)} changed")
     else:
         if _is_main():
             for old in output.glob("step-*"):
@@ -275,8 +286,9 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
                 "start_fingerprint": model_fingerprint(prev)}
         if not (cfg.resume and _completed(step_dir)):
             # LoRA: M_t is merged (it is the next step's start and reference); only M_T may stay an adapter.
-            step_cfg = dataclasses.replace(cfg, method=loss, model=prev, output=str(step_dir), reference_model=None,
-                                           merge_lora=cfg.merge_lora or t < n_steps)
+            step_cfg = dataclasses.replace(cfg, method=loss, loss={**cfg.loss, "name": loss}, model=prev,
+                                           output=str(step_dir), reference_model=None, sdpo_steps=None,
+                                           sdpo_partition=None, merge_lora=cfg.merge_lora or t < n_steps)
             run = train(step_cfg, pairs=[pairs[i] for i in chunk["indices"]])
             if not run["completed"]:  # stopped on purpose (stop_after_steps); resume continues here
                 state["steps"].append({**info, "completed": False})
@@ -311,7 +323,10 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
     run["steps"] = run["total_steps"] = sum(r["steps"] for r in step_runs)
     run["pairs_seen"] = sum(r.get("pairs_seen", 0) for r in step_runs)
     run["data"] = {"specs": specs, "n_pairs": len(encoded), "per_source": report.per_source,
-                   "n_skipped": report.n_skipped + too_long, "fingerprint": fingerprint_encoded(encoded)}
+                   "n_skipped": report.n_skipped + too_long, "fingerprint": fingerprint_encoded(encoded),
+                   "n_duplicates": report.n_duplicates, "n_deduped": report.n_deduped,
+                   "truncation": truncation_summary(encoded)}
+    run["lengths"] = lengths
     run["sdpo"] = {"loss": loss, "partition": partition, "steps": n_steps, "final_model_from": final.name,
                    "chunks": [{"name": c["name"], "size": c["size"]} for c in chunks]}
     _write_json(output / "run.json", run)
@@ -324,6 +339,18 @@ def train_sdpo(cfg: TrainConfig, loss: str = "dpo", steps: int | None = None, pa
     except Exception as e:  # a plot must never cost a finished run
         print(f"warning: could not plot training curves: {e}")
     return state
+
+
+def _report(cfg: TrainConfig, state: dict) -> str:
+    if not state["completed"]:
+        return f"sDPO stopped before the end; continue with --resume ({cfg.output}/sdpo.json)"
+    return (format_gamma_table(state) + f"\nsDPO: {len(state['chunks'])} steps; final model written to {cfg.output} "
+            f"(steps in {cfg.output}/step-*)")
+
+
+register_wrapper(Method("sdpo", train_sdpo, wraps_loss=True, default_loss="dpo", recipe="sdpo",
+                        config_fields=("sdpo_steps", "sdpo_partition"), report=_report,
+                        doc="stepwise DPO (Kim et al. 2024): T chunks, step t trains M_{t-1} with M_{t-1} as reference"))
 
 
 def format_gamma_table(state: dict) -> str:

@@ -9,7 +9,6 @@ Runs unchanged under ``accelerate launch`` (DDP, FSDP, DeepSpeed).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -26,22 +25,97 @@ from accelerate.utils import gather_object, set_seed
 from align.cache import cache_root
 from align.config import TrainConfig
 from align.data import LoadReport, default_preference_data, load_preference_data
-from align.encoding import collate, encode_pairs, fingerprint_encoded
+from align.encoding import collate, encode_pairs, fingerprint_encoded, mismatched_pairs, truncation_summary
 from align.fingerprint import model_fingerprint
 from align.logps import concatenated_forward
-from align.losses import PairLogps, get_loss
+from align.losses import PairLogps
+from align.methods import loss_kwargs
 from align.modeling import load_model  # noqa: F401  (align.sdpo and callers import it from here)
 
 METRIC_KEYS = ("loss", "logps/chosen", "logps/rejected", "logps/chosen_mean", "logps/rejected_mean",
                "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 
 
-def resolve_model(name: str) -> str:
+def resolve_model(name: str, what: str = "--model") -> str:
+    """'tiny' -> the embedded model (built once); else the name, checked to be a local dir or usable hub id."""
     if name == "tiny":
         from align.tiny import default_tiny_model
 
         return str(default_tiny_model())
+    from align.hub import check_model_spec
+
+    check_model_spec(name, what)
     return name
+
+
+def effective_lengths(cfg: TrainConfig, model_name: str, say=print) -> dict:
+    """max_length clamped to the model's positions (longer sequences would index past them), with a message."""
+    from transformers import AutoConfig
+
+    positions = getattr(AutoConfig.from_pretrained(model_name), "max_position_embeddings", None)
+    max_length, max_prompt = cfg.max_length, cfg.max_prompt_length
+    if positions and max_length > positions:
+        max_length = positions
+        max_prompt = min(max_prompt, max_length // 2)
+        say(f"note: max_length {cfg.max_length} exceeds the {positions} positions of {model_name}: using max_length "
+            f"{max_length}, max_prompt_length {max_prompt}")
+    return {"max_length": max_length, "max_prompt_length": max_prompt, "model_max_positions": positions,
+            "requested_max_length": cfg.max_length, "requested_max_prompt_length": cfg.max_prompt_length}
+
+
+def report_data(say, report: LoadReport, truncation: dict | None, n_too_long: int, lengths: dict) -> None:
+    """Say what happened to the data: skipped, duplicated, truncated pairs (also recorded in run.json)."""
+    if report.n_skipped or n_too_long:
+        say(f"skipped {report.n_skipped + n_too_long} invalid pairs (--skip-invalid)")
+    if report.n_duplicates:
+        what = "dropped (--dedupe)" if report.n_deduped else "kept; --dedupe drops them"
+        say(f"warning: {report.n_duplicates} duplicate pairs ({report.duplicate_example}...): {what}")
+    if truncation and truncation["pairs"]:
+        say(f"note: {truncation['pairs']} pair(s) truncated to max_length {lengths['max_length']}: "
+            f"{truncation['prompt_tokens_dropped']} prompt and {truncation['answer_tokens_dropped']} answer tokens "
+            f"dropped (at most {truncation['max_tokens_dropped_in_one_pair']} in one pair)")
+
+
+# ------------------------------------------------------- resuming
+# Fields that change how a run is carried out, not what it computes: never a reason to refuse a resume.
+RESUME_RUNTIME_FIELDS = ("output", "resume", "resume_ignore_config", "progress", "stop_after_steps",
+                         "logging_steps", "save_steps", "save_total_limit")
+
+
+class ResumeMismatch(ValueError):
+    """The checkpoint was trained with another configuration or data than this run."""
+
+
+def run_identity(cfg: TrainConfig, data_fingerprint: str, model_fingerprint_: str) -> dict:
+    """What a checkpoint must share with the run that resumes it."""
+    config = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_RUNTIME_FIELDS}
+    return {"config": config, "data_fingerprint": data_fingerprint, "base_model_fingerprint": model_fingerprint_}
+
+
+def _flat(identity: dict) -> dict:
+    out = {}
+    for k, v in identity.items():
+        if isinstance(v, dict):
+            out.update({(f"{k2}" if k == "config" else f"{k}.{k2}"): v2 for k2, v2 in _flat(v).items()})
+        else:
+            out[k] = v
+    return out
+
+
+def check_resume(ckpt: Path, identity: dict, ignore: bool) -> dict:
+    """Fields in which ``ckpt`` differs from this run: {field: [checkpoint's, this run's]}.
+    Raises ResumeMismatch on any difference unless ``ignore``."""
+    saved = json.loads((ckpt / "trainer_state.json").read_text()).get("identity")
+    if saved is None:
+        diffs = {"identity": ["not recorded (an older checkpoint)", "this run"]}
+    else:
+        old, new = _flat(saved), _flat(json.loads(json.dumps(identity, default=str)))
+        diffs = {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+    if diffs and not ignore:
+        listed = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} now" for k, (a, b) in diffs.items())
+        raise ResumeMismatch(f"{ckpt}: cannot resume, the checkpoint was trained differently: {listed}. "
+                             "Use the checkpoint's settings, a new --output, or --resume-ignore-config to continue anyway")
+    return diffs
 
 
 def make_accelerator(cfg: TrainConfig, log_with: list[str] | None = None) -> Accelerator:
@@ -60,14 +134,6 @@ def make_accelerator(cfg: TrainConfig, log_with: list[str] | None = None) -> Acc
         return Accelerator(mixed_precision=mp, cpu=multi_cpu)
     project = ProjectConfiguration(project_dir=cfg.output, logging_dir=str(tracking_dir(cfg.output)))
     return Accelerator(mixed_precision=mp, cpu=multi_cpu, log_with=log_with, project_config=project)
-
-
-def loss_kwargs_for(fn, cfg: TrainConfig, defaults: dict) -> dict:
-    """The loss's defaults, overridden by config fields the loss actually accepts."""
-    accepted = set(inspect.signature(fn).parameters) - {"lp"}
-    kwargs = dict(defaults)
-    kwargs.update({k: v for k, v in cfg.loss_overrides().items() if k in accepted})
-    return kwargs
 
 
 # ------------------------------------------------------- reference log-probs
@@ -135,7 +201,7 @@ def _checkpoints(output: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 
-def save_checkpoint(acc: Accelerator, output: Path, step: int, keep: int) -> None:
+def save_checkpoint(acc: Accelerator, output: Path, step: int, keep: int, identity: dict | None = None) -> None:
     final = output / "checkpoints" / f"step-{step}"
     tmp = output / "checkpoints" / f".tmp-step-{step}"
     if acc.is_main_process and tmp.exists():
@@ -143,7 +209,7 @@ def save_checkpoint(acc: Accelerator, output: Path, step: int, keep: int) -> Non
     acc.wait_for_everyone()
     acc.save_state(str(tmp))
     if acc.is_main_process:
-        (tmp / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        (tmp / "trainer_state.json").write_text(json.dumps({"global_step": step, "identity": identity}, default=str))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)  # a checkpoint exists only once it is complete
@@ -225,7 +291,6 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     """Train per ``cfg``. ``pairs`` (already loaded PreferencePairs) replaces loading
     ``cfg.data``: wrappers such as sDPO train on a chosen subset this way."""
     from tqdm.auto import tqdm
-    from transformers import AutoTokenizer
 
     from align import modeling, tracking
     from harness.console import terminal
@@ -234,24 +299,36 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     trackers = tracking.parse_report_to(cfg.report_to)
     acc = make_accelerator(cfg, log_with=trackers)
     set_seed(cfg.seed)
+    spec, loss_settings = loss_kwargs(cfg)
+
+    # Data first: bad data must fail in seconds, before any model is built or loaded.
+    specs = cfg.data or default_preference_data()
+    if pairs is None:
+        pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid, dedupe=cfg.dedupe)
+    else:
+        report = LoadReport(n_loaded=len(pairs), per_source=dict(Counter(p.source for p in pairs)))
+    model_name = resolve_model(cfg.model)
+    ref_name = resolve_model(cfg.reference_model, "--reference-model") if cfg.reference_model else model_name
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
-    spec = get_loss(cfg.method)
-    loss_kwargs = loss_kwargs_for(spec.fn, cfg, spec.defaults)
+    from transformers import AutoTokenizer  # imported only now: a data error is reported without waiting for it
 
-    model_name = resolve_model(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     pad_id = tokenizer.pad_token_id
-    specs = cfg.data or default_preference_data()
-    if pairs is None:
-        pairs, report = load_preference_data(specs, skip_invalid=cfg.skip_invalid)
-    else:
-        report = LoadReport(n_loaded=len(pairs), per_source=dict(Counter(p.source for p in pairs)))
-    encoded, too_long = encode_pairs(tokenizer, pairs, cfg.max_length, cfg.max_prompt_length, cfg.skip_invalid)
-    if report.n_skipped or too_long:
-        acc.print(f"skipped {report.n_skipped + len(too_long)} invalid pairs (--skip-invalid)")
+    lengths = effective_lengths(cfg, model_name, acc.print)
+    encoded, too_long = encode_pairs(tokenizer, pairs, lengths["max_length"], lengths["max_prompt_length"], cfg.skip_invalid)
+    truncation = truncation_summary(encoded)
+    report_data(acc.print, report, truncation, len(too_long), lengths)
+    identity = run_identity(cfg, fingerprint_encoded(encoded), model_fingerprint(model_name))
+    ckpts = _checkpoints(output)
+    resumed = None
+    if cfg.resume and ckpts:
+        diffs = check_resume(ckpts[-1], identity, cfg.resume_ignore_config)
+        resumed = {"checkpoint": str(ckpts[-1]), "ignored_differences": diffs}
+    elif not cfg.resume and ckpts and acc.is_main_process:
+        shutil.rmtree(output / "checkpoints")  # a fresh run: an old run's checkpoints must never be resumed into it
 
     model = modeling.load_policy(model_name, cfg, acc)
     model.train()
@@ -268,11 +345,15 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
 
     ref_chosen = ref_rejected = None
     ref_key, ref_cached = None, False
+    # Extra inputs a loss declares (align.losses.INPUTS): the pairs they are log-probs of, by name.
+    extra_pairs = {"mismatched": mismatched_pairs(encoded, cfg.max_length)} if "mismatched" in spec.needs else {}
+    extra_ref = {}
     if spec.needs_reference:
-        ref_name = resolve_model(cfg.reference_model) if cfg.reference_model else model_name
         ref_chosen, ref_rejected, ref_key, ref_cached = reference_logps(
             cfg, model, ref_name, encoded, acc, pad_id, acc.mixed_precision
         )
+        for name, pairs_ in extra_pairs.items():
+            extra_ref[name] = reference_logps(cfg, model, ref_name, pairs_, acc, pad_id, acc.mixed_precision)[:2]
 
     world = acc.num_processes
     steps_per_epoch = len(step_batches(len(encoded), cfg, 0, world))
@@ -283,9 +364,10 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
 
     global_step = 0
     metrics_path = output / "metrics.jsonl"
-    if cfg.resume and (ckpts := _checkpoints(output)):
+    if resumed:
         acc.load_state(str(ckpts[-1]))
         global_step = json.loads((ckpts[-1] / "trainer_state.json").read_text())["global_step"]
+        resumed["step"] = global_step
         acc.print(f"resumed from {ckpts[-1]} (step {global_step})")
         if acc.is_main_process:
             _truncate_metrics(metrics_path, global_step)
@@ -320,7 +402,15 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
                 if spec.needs_reference:
                     lp.ref_chosen = ref_chosen[idx].to(c.device)
                     lp.ref_rejected = ref_rejected[idx].to(c.device)
-                out = spec.fn(lp, **loss_kwargs)
+                for name, pairs_ in extra_pairs.items():
+                    with torch.no_grad():
+                        ec, er, _, _, _ = forward_pairs(model, [pairs_[i] for i in idx], pad_id, acc, cfg.length_groups)
+                    setattr(lp, f"{name}_chosen", ec)
+                    setattr(lp, f"{name}_rejected", er)
+                    if name in extra_ref:
+                        setattr(lp, f"ref_{name}_chosen", extra_ref[name][0][idx].to(c.device))
+                        setattr(lp, f"ref_{name}_rejected", extra_ref[name][1][idx].to(c.device))
+                out = spec.fn(lp, **loss_settings)
                 acc.backward(out.losses.sum() / step_pairs)
             _accumulate(sums, extra_sums, out, c, r, nc, nr)
             n_pairs += len(idx)
@@ -349,11 +439,11 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
             window_start = time.perf_counter()
 
         if cfg.stop_after_steps is not None and global_step >= cfg.stop_after_steps and global_step < total_steps:
-            save_checkpoint(acc, output, global_step, cfg.save_total_limit)
+            save_checkpoint(acc, output, global_step, cfg.save_total_limit, identity)
             stopped_early = True
             break
         if global_step % cfg.save_steps == 0 and global_step < total_steps:
-            save_checkpoint(acc, output, global_step, cfg.save_total_limit)
+            save_checkpoint(acc, output, global_step, cfg.save_total_limit, identity)
     bar.close()
     if trackers:
         acc.end_training()
@@ -361,10 +451,14 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     run = {
         "config": cfg.to_dict(),
         "model_path": model_name,
-        "loss": {"name": cfg.method, "needs_reference": spec.needs_reference, **loss_kwargs},
+        "recipe": cfg.recipe,
+        "loss": {"name": spec.name, "needs_reference": spec.needs_reference, **loss_settings},
         "data": {"specs": specs, "n_pairs": len(encoded), "per_source": report.per_source,
-                 "n_skipped": report.n_skipped + len(too_long), "fingerprint": fingerprint_encoded(encoded)},
-        "base_model_fingerprint": model_fingerprint(model_name),
+                 "n_skipped": report.n_skipped + len(too_long), "fingerprint": identity["data_fingerprint"],
+                 "n_duplicates": report.n_duplicates, "n_deduped": report.n_deduped, "truncation": truncation},
+        "lengths": lengths,
+        "resumed": resumed,
+        "base_model_fingerprint": identity["base_model_fingerprint"],
         "reference_cache": {"key": ref_key, "reused": ref_cached} if ref_key else None,
         "steps": global_step, "total_steps": total_steps, "world_size": world,
         "pairs_seen": pairs_seen(len(encoded), cfg, world, steps_per_epoch, global_step),

@@ -23,8 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make-tiny-model", help="Build the small local Llama used as the CPU default and in CI.")
     p.add_argument("--output", required=True, help="Directory to write the model and tokenizer into.")
     p.add_argument("--text", action="append", help="Text file(s) to pre-train on (paragraphs split by blank lines). Default: generated arithmetic dialogues.")
-    p.add_argument("--steps", type=int, default=300, help="Pre-training steps (default 300, about 10 s on 2 CPU cores).")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=300, help="Pre-training steps (default 300: about 3-4 minutes on 2 idle CPU cores, "
+                                                         "longer when they are shared).")
+    p.add_argument("--seed", type=int, default=0, help="Seed for the generated corpus, the initial weights and the "
+                                                       "pre-training batches (default 0; the same seed gives the same weights).")
     p.set_defaults(func=_make_tiny_model)
 
     _register_optional(sub)

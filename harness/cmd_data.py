@@ -18,6 +18,16 @@ HELP = {
     "mc-pairs": "Multiple-choice CSV (question,A,B,C,D,answer; MMLU layout) -> correct option against each wrong one.",
     "hh-rlhf": "Raw Anthropic HH-RLHF dialogues split at the last shared assistant turn.",
 }
+INPUT_HELP = {
+    "gsm8k-corrupt": "GSM8K JSONL file (question, answer with <<a*b=c>> calculator annotations).",
+    "mc-pairs": "Header-less CSV file or a directory of them (question,A,B,C,D,answer); repeatable.",
+    "hh-rlhf": "HH-RLHF JSONL file, gzipped or not (chosen, rejected full dialogues).",
+}
+SEED_HELP = {
+    "gsm8k-corrupt": "Seed for which intermediate result is changed in each solution, and for the --limit sample.",
+    "mc-pairs": "Seed for the --limit sample (the pairs themselves are not random).",
+    "hh-rlhf": "Seed for the --limit sample (the split itself is not random).",
+}
 
 
 def _inputs(args) -> list[str]:
@@ -56,10 +66,10 @@ def register(sub) -> None:
     builders = p.add_subparsers(dest="builder", required=True)
     for name, text in HELP.items():
         b = builders.add_parser(name, help=text, description=text)
-        b.add_argument("--input", action="append", help="Input file (or, for mc-pairs, CSV files/directories; repeatable). "
+        b.add_argument("--input", action="append", help=f"{INPUT_HELP[name]} "
                                                         f"Default: $HARNESS_DATA_DIR/{' and '.join(DEFAULT_INPUTS[name])}.")
         b.add_argument("--output", required=True, help="JSONL to write; a NAME.report.json with counts goes next to it.")
-        b.add_argument("--seed", type=int, default=0, help="Seed for the corruption choices and the --limit sample.")
+        b.add_argument("--seed", type=int, default=0, help=f"{SEED_HELP[name]} Default 0.")
         b.add_argument("--limit", type=int, help="Keep a seeded random sample of this many pairs.")
         if name == "mc-pairs":
             b.add_argument("--with-options", action="store_true", help="List the lettered options in the prompt.")

@@ -36,8 +36,15 @@ def add_eval_arguments(p, *, model: bool = True) -> None:
                    help="MT-Bench grading: single-answer scores (default) or pairwise against --mtbench-baseline.")
     g.add_argument("--mtbench-baseline", help="FastChat model_answer JSONL of the baseline for pairwise MT-Bench.")
     g.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1", help="Arena-Hard question set (default v0.1).")
-    g.add_argument("--arena-baseline", help="Baseline answers JSONL for Arena-Hard (default: the data dir's own; "
-                                            "v2.0's are not in the shared data).")
+    g.add_argument("--arena-baseline", help="Baseline answers JSONL for Arena-Hard (default: the data dir's own: "
+                                            "gpt-4-0314 for v0.1, o3-mini-2025-01-31 for v2.0 hard prompts).")
+    g.add_argument("--arena-style-control", choices=["off", "both", "length", "markdown"], default="off",
+                   help="Arena-Hard style control: length and/or markdown features as covariates of the "
+                        "Bradley-Terry fit (default off); recorded in the result.")
+    g.add_argument("--gen-temperature", metavar="T|BENCH=T,...",
+                   help="Answer sampling temperature: one value for every judged benchmark, or per benchmark "
+                        "(e.g. alpacaeval=0.5). Default: each benchmark's convention (MT-Bench: FastChat's per "
+                        "category; AlpacaEval, Arena-Hard: 0). Recorded in the result's conventions.")
 
 
 def request_from_args(args, model: str):
@@ -57,14 +64,41 @@ def request_from_args(args, model: str):
     # The tiny default always runs on local tasks; other models use the hub unless offline.
     data_dir = None if args.hub else (args.data_dir or default_data_dir(prefer_local=getattr(args, "model", None) == "tiny"))
     tasks = [t for t in (args.tasks or "").split(",") if t] or None
+    temps = gen_temperatures(getattr(args, "gen_temperature", None))
+    style = getattr(args, "arena_style_control", "off")
     per_benchmark = {
-        "mtbench": {"mode": getattr(args, "mtbench_mode", "single"), "baseline_answers": getattr(args, "mtbench_baseline", None)},
-        "arenahard": {"version": getattr(args, "arena_version", "v0.1"), "baseline_answers": getattr(args, "arena_baseline", None)},
+        "mtbench": {"mode": getattr(args, "mtbench_mode", "single"), "baseline_answers": getattr(args, "mtbench_baseline", None),
+                    "gen_temperature": temps.get("mtbench")},
+        "arenahard": {"version": getattr(args, "arena_version", "v0.1"), "baseline_answers": getattr(args, "arena_baseline", None),
+                      "style_control": None if style == "off" else style, "gen_temperature": temps.get("arenahard")},
+        "alpacaeval": {"gen_temperature": temps.get("alpacaeval")},
     }
     options = {"judge": judge_config_from_args(args), "max_new_tokens": args.max_new_tokens,
                "per_benchmark": {b: {k: v for k, v in o.items() if v is not None} for b, o in per_benchmark.items()}}
     return EvalRequest(model=model, backend=args.backend, backend_options=opts, limit=args.limit, tasks=tasks,
                        data_dir=data_dir, chat_template=args.chat_template, options=options)
+
+
+def gen_temperatures(spec: str | None) -> dict[str, float]:
+    """``--gen-temperature``: "0.5" (every judged benchmark) or "alpacaeval=0.5,mtbench=0.7"."""
+    from harness.evaluation.judged import JUDGED
+
+    if not spec:
+        return {}
+    out = {}
+    for part in spec.split(","):
+        name, _, value = part.rpartition("=")
+        targets = [name.strip()] if name else list(JUDGED)
+        if name and name.strip() not in JUDGED:
+            raise ValueError(f"--gen-temperature: unknown benchmark {name!r}; choose from {', '.join(JUDGED)}")
+        try:
+            t = float(value)
+        except ValueError:
+            raise ValueError(f"--gen-temperature: {value!r} is not a number") from None
+        if t < 0:
+            raise ValueError(f"--gen-temperature: {t} is negative")
+        out.update(dict.fromkeys(targets, t))
+    return out
 
 
 def judge_notice(args, benchmarks: list[str]) -> str | None:
@@ -93,6 +127,16 @@ def print_unavailable(paths) -> None:
 
 
 def _eval(args) -> int:
+    import sys
+
+    from align.hub import check_model_spec
+
+    try:  # a typo fails here, at once, not after loading the evaluation stack; an endpoint's model is its name
+        if args.backend != "openai":
+            check_model_spec(args.model)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from harness.evaluation.runner import describe_model, evaluate_model, report_incomplete
     from harness.judge import JudgeError
     from harness.judged.common import INCOMPLETE_EXIT
@@ -105,7 +149,7 @@ def _eval(args) -> int:
         run = describe_model(args.model, run_id=args.run_id)
         paths = evaluate_model(args.model, benches, args.output, run=run, request=request)
     except (KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     for p in paths:
         print(f"wrote {p}")

@@ -54,55 +54,84 @@ def judge_config_from_args(args):
 
 def _judge(args) -> int:
     from harness.judge import JudgeDryRun, JudgeError
-    from harness.judged import run_judged_benchmark
+    from harness.judged import judge_saved_answers
     from harness.judged.common import INCOMPLETE_EXIT, incomplete
     from harness.judged.data import DataError
     from harness.results import ResultError
 
     cfg = judge_config_from_args(args)
-    options = {"answers_path": args.answers, "data_dir": args.data_dir}
+    options = {"data_dir": args.data_dir}
     if args.benchmark == "mtbench":
-        options.update(mode=args.mode, baseline_answers=args.baseline_answers)
-    if args.benchmark == "arenahard":
-        options.update(version=args.arena_version, baseline_answers=args.baseline_answers)
+        if args.baseline_answers and len(args.baseline_answers) > 1:
+            print("error: --baseline-answers: MT-Bench pairwise takes one baseline file")
+            return 2
+        options.update(mode=args.mode, baseline_answers=(args.baseline_answers or [None])[0])
+    elif args.benchmark == "arenahard":
+        options.update(version=args.arena_version, baseline_answers=args.baseline_answers,
+                       style_control=None if args.arena_style_control == "off" else args.arena_style_control)
+    elif args.baseline_answers:
+        print("error: --baseline-answers: AlpacaEval's baseline is fixed (gpt4_1106_preview)")
+        return 2
     run = {"run_id": args.run_id, "method": args.method, "model": args.run_id} if args.run_id else None
     try:
-        rec = run_judged_benchmark(args.benchmark, None, cfg, args.out, args.limit, run=run,
-                                   results_dir=args.results, **options)
+        records = judge_saved_answers(args.benchmark, args.answers, cfg, args.out, args.limit, run=run,
+                                      results_dir=args.results, **options)
     except JudgeDryRun as e:
         print(e)
         return 0
     except (JudgeError, DataError, ResultError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}")
         return 2
-    for s in rec["scores"]:
-        extra = f" ± {s['stderr']:.3f}" if s.get("stderr") is not None else ""
-        extra += f" CI95 [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]" if s.get("ci95") else ""
-        cov = s.get("coverage")
-        extra += f" (partial: {cov['judged']}/{cov['expected']} judged)" if cov and cov["judged"] < cov["expected"] else ""
-        value = f"n/a ({s.get('unavailable') or 'no value'})" if s["value"] is None else f"{s['value']:.3f}"
-        print(f"{s['task']:<24} {s['metric']:<28} {value}{extra}")
-    if msg := incomplete(rec):
-        print(msg, file=sys.stderr)
+    n_incomplete = 0
+    for rec in records:
+        print(f"== {rec['run']['run_id']}")
+        for s in rec["scores"]:
+            extra = f" ± {s['stderr']:.3f}" if s.get("stderr") is not None else ""
+            extra += f" CI95 [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]" if s.get("ci95") else ""
+            cov = s.get("coverage")
+            extra += f" (partial: {cov['judged']}/{cov['expected']} judged)" if cov and cov["judged"] < cov["expected"] else ""
+            value = f"n/a ({s.get('unavailable') or 'no value'})" if s["value"] is None else f"{s['value']:.3f}"
+            print(f"{s['task']:<32} {s['metric']:<28} {value}{extra}")
+        if msg := incomplete(rec):
+            print(msg, file=sys.stderr)
+            n_incomplete += 1
+    if n_incomplete:
         return INCOMPLETE_EXIT
-    return 0 if rec.get("judge", {}).get("configured") else 3
+    return 0 if all((r.get("judge") or {}).get("configured") for r in records) else 3
 
 
 @registrar
 def register(sub) -> None:
     p = sub.add_parser("judge", help="Judge saved answers on MT-Bench, AlpacaEval 2 or Arena-Hard.",
-                       description="Score answers already generated (FastChat model_answer JSONL for MT-Bench, "
-                                   "alpaca_eval model_outputs.json, arena-hard model_answer JSONL) with an LLM judge.")
-    p.add_argument("--benchmark", required=True, choices=["mtbench", "alpacaeval", "arenahard"])
-    p.add_argument("--answers", required=True, help="The model's answers file, in the benchmark's own format.")
+                       description="Score answers already generated (a trained checkpoint's, or a published model's "
+                                   "from the benchmark's own repository) with an LLM judge; one result per answers "
+                                   "file, so published models and checkpoints share a leaderboard.")
+    p.add_argument("--benchmark", required=True, choices=["mtbench", "alpacaeval", "arenahard"],
+                   help="mtbench: FastChat model_answer JSONL (question_id, model_id, choices); alpacaeval: "
+                        "alpaca_eval model_outputs.json (instruction, output, generator); arenahard: arena-hard-auto "
+                        "model_answer JSONL, current (uid, model, messages) or older (question_id, model_id, choices).")
+    p.add_argument("--answers", required=True, nargs="+", metavar="FILE",
+                   help="One or more answers files in the benchmark's own format, one model each.")
     add_judge_arguments(p)
     p.add_argument("--out", default="judged", help="Directory for judgments, cache and plots (default ./judged).")
     p.add_argument("--results", help="Results directory (default: --out).")
-    p.add_argument("--run-id", help="Run id for the result file (default: the model name in the answers).")
+    p.add_argument("--run-id", help="Run id for the result file (one answers file only; default: the model name "
+                                    "in the answers).")
     p.add_argument("--method", default="base", help="Training method recorded in the result (default base).")
     p.add_argument("--data-dir", help="Benchmark data directory (default $HARNESS_DATA_DIR).")
     p.add_argument("--limit", type=int, help="Only the first N questions.")
     p.add_argument("--mode", choices=["single", "pairwise"], default="single", help="MT-Bench grading mode.")
-    p.add_argument("--baseline-answers", help="MT-Bench pairwise baseline / Arena-Hard baseline answers file.")
-    p.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1")
+    p.add_argument("--baseline-answers", nargs="+", metavar="FILE",
+                   help="MT-Bench pairwise: the baseline's answers (one file). Arena-Hard: baseline answers; a file "
+                        "whose model is a category's upstream baseline (v2.0: o3-mini-2025-01-31 for hard prompts, "
+                        "gemini-2.0-flash-001 for creative writing) serves that category, another model serves all "
+                        "(default: the data dir's).")
+    p.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1",
+                   help="Arena-Hard version: v0.1 (500 prompts, baseline gpt-4-0314, judged and scored with the 2024 "
+                        "rules of the published v0.1 leaderboard) or v2.0 (500 hard prompts against o3-mini and "
+                        "250 creative-writing prompts against gemini-2.0-flash-001, current upstream rules). "
+                        "Default v0.1.")
+    p.add_argument("--arena-style-control", choices=["off", "both", "length", "markdown"], default="off",
+                   help="Arena-Hard style control: answer length and/or markdown density (headers, lists, bold) as "
+                        "covariates of the Bradley-Terry fit (upstream's show_result --control-features). Default off.")
     p.set_defaults(func=_judge)

@@ -1,71 +1,147 @@
-"""`harness train`: one preference-optimisation run."""
+"""`harness train`: one preference-optimisation run.
+
+Flags are generated from TrainConfig's field docs (align/config.py); a loss's settings are
+given with --loss-arg NAME=VALUE and listed, with their docs and defaults, by
+`harness train --method M --help`.
+"""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import typing
 
 from harness.commands import registrar
 
-OVERRIDES = [
-    ("--beta", float, "β: how far the policy may move from the reference (DPO 0.1, DPOP 0.3, DGPO 2.5 by default)."),
-    ("--dpop-lambda", float, "DPOP λ: weight of the penalty on the chosen answer falling below the reference (default 50)."),
-    ("--lr", float, "Peak learning rate."),
-    ("--epochs", int, "Passes over the data."),
-    ("--max-steps", int, "Stop after this many optimizer steps (overrides --epochs)."),
-    ("--batch-size", int, "Pairs per micro-batch on each device."),
-    ("--grad-accum", int, "Micro-batches per optimizer step."),
-    ("--max-length", int, "Longest prompt+answer in tokens; longer pairs are truncated (see align/encoding.py)."),
-    ("--max-prompt-length", int, "Prompt tokens kept when a pair is too long (the last ones)."),
-    ("--seed", int, "Seed for data order and initialisation of anything random."),
-    ("--save-steps", int, "Checkpoint every N optimizer steps."),
-    ("--lora-r", int, "LoRA rank (peft); 0 = full fine-tuning (default)."),
-    ("--lora-alpha", float, "LoRA scale numerator: the update is B·A·alpha/r (default 16)."),
-    ("--lora-dropout", float, "Dropout on the LoRA branch's input (default 0)."),
-    ("--lora-target-modules", lambda s: [m for m in s.split(",") if m],
-     "Comma-separated module names to adapt (default: every linear layer of attention and MLP)."),
-    ("--report-to", str, "Experiment trackers: none (default), or any of tensorboard,wandb,mlflow,trackio, comma-separated."),
-]
+# Fields with a hand-written flag, or none: what to train, where, and testing aids.
+SPECIAL_FIELDS = ("method", "loss", "output", "recipe", "stop_after_steps")
+# Shortcuts for common loss settings; they go through the same check as --loss-arg.
+LOSS_ARG_ALIASES = {"--beta": ("beta", "β of the loss (same as --loss-arg beta=V)"),
+                    "--dpop-lambda": ("dpop_lambda", "DPOP λ (same as --loss-arg dpop_lambda=V)")}
 
 
-def add_train_arguments(p: argparse.ArgumentParser, methods: list[str]) -> None:
-    p.add_argument("--method", required=True, choices=methods, help="Which preference loss to train with.")
-    p.add_argument("--model", default="tiny", help="Starting model: a local directory or a hub id. Default: the embedded tiny model.")
-    p.add_argument("--data", action="append", default=[], metavar="SPEC",
-                   help="Preference data: a JSONL/JSON/Parquet file, NAME=FILE to name its source, or a hub dataset id. "
-                        "Repeat for several. Default: generated arithmetic pairs.")
-    p.add_argument("--recipe", help="A recipe name (align/recipes) or YAML file with paper hyperparameters. "
-                                    "Default: 'tiny' for the tiny model, else the method's paper recipe.")
-    p.add_argument("--reference-model", help="Frozen reference model (default: the starting model).")
-    for flag, typ, text in OVERRIDES:
-        p.add_argument(flag, type=typ, help=text)
-    p.add_argument("--skip-invalid", action="store_true", help="Drop malformed pairs (and report how many) instead of stopping.")
-    p.add_argument("--gradient-checkpointing", action="store_true", help="Trade compute for memory on big models.")
-    p.add_argument("--load-in-4bit", action="store_true",
-                   help="QLoRA: load the frozen base in 4-bit NF4 (bitsandbytes; CUDA only; needs --lora-r).")
-    p.add_argument("--no-merge", action="store_true",
-                   help="LoRA: save the adapter alone in --output (default: the merged model, adapter in --output/adapter).")
-    p.add_argument("--no-progress", action="store_true", help="No progress bar.")
+def _flag_type(typ):
+    """(argparse kwargs) for a TrainConfig field type."""
+    args = [a for a in typing.get_args(typ) if a is not type(None)]
+    if typing.get_origin(typ) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+        typ = args[0]
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is typing.Literal:
+        return {"choices": typing.get_args(typ)}
+    if origin is list:
+        return {"action": "append", "metavar": "VALUE"}
+    return {"type": typ}
+
+
+def add_config_arguments(p: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig field, help from the field's docstring; unset flags leave recipe values alone."""
+    import dataclasses
+
+    from align.config import TrainConfig, field_docs, field_types
+
+    docs, types = field_docs(), field_types()
+    g = p.add_argument_group("training settings (default: the recipe's value, else the one shown)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in SPECIAL_FIELDS or f.name in exclude:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        g.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                       help=f"{docs[f.name]} (default: {default})".replace("%", "%%"), **_flag_type(types[f.name]))
+
+
+class _Help(argparse.Action):
+    """--help that also lists the settings of the --method given before it (all losses otherwise)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        print("\n" + loss_help(getattr(namespace, "method", None)))
+        parser.exit()
+
+
+def loss_help(method: str | None) -> str:
+    from align.losses import LOSSES, format_settings
+    from align.methods import methods
+
+    known = methods()
+    chosen = [m for m in (method or "").split(",") if m in known]
+    names = sorted({known[m].name for m in chosen if not known[m].wraps_loss})
+    wrapper = any(known[m].wraps_loss for m in chosen)
+    if not chosen or wrapper or method == "all":
+        names = sorted(LOSSES)
+    head = f"Loss settings for {method} (--loss-arg NAME=VALUE):" if chosen else "Loss settings (--loss-arg NAME=VALUE):"
+    return head + "\n" + "\n".join(format_settings(LOSSES[n]) for n in names)
+
+
+def add_train_arguments(p: argparse.ArgumentParser, methods: list[str], *, method_choices: bool = True,
+                        exclude: tuple[str, ...] = ()) -> None:
+    p.add_argument("-h", "--help", action=_Help, help="Show this help (with --method M first: M's loss settings).")
+    p.add_argument("--method", required=True, choices=methods if method_choices else None,
+                   help="What to train: " + ", ".join(methods) + ".")
+    p.add_argument("--recipe", help="A packaged recipe name (align/recipes) or a YAML file path (containing '/' or "
+                                    "ending in .yaml). Default: 'tiny' for the tiny model, else the method's paper recipe.")
+    p.add_argument("--loss-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="A setting of the method's loss (repeatable); see the list below. A setting the loss does not "
+                        "take is an error.")
+    for flag, (_, text) in LOSS_ARG_ALIASES.items():
+        p.add_argument(flag, type=float, help=text)
+    p.add_argument("--sdpo-loss", dest="inner_loss", metavar="LOSS",
+                   help="sDPO: the loss of every step (default dpo); the same as the loss block's name.")
+    p.add_argument("--no-merge", dest="merge_lora", action="store_false", default=None,
+                   help="LoRA: save the adapter alone in --output (same as --no-merge-lora).")
     p.add_argument("--verbose", action="store_true",
                    help="Show other libraries' progress bars, warnings and logs on the terminal "
                         "(default: they go to harness.log in the run directory).")
+    add_config_arguments(p, exclude)
 
 
-PAPER_RECIPES = {"dpo": "zephyr-dpo", "dpop": "smaug-dpop", "dgpo": "dgpo", "sdpo": "sdpo"}
+def loss_args(args) -> dict:
+    out = {}
+    for item in args.loss_arg:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--loss-arg '{item}': expected NAME=VALUE")
+        out[name.strip().replace("-", "_")] = value.strip()
+    for flag, (name, _) in LOSS_ARG_ALIASES.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            out[name] = value
+    if args.inner_loss:
+        out["name"] = args.inner_loss
+    return out
 
 
-def config_from_args(args, method: str):
-    from align.config import build_config
+def default_recipe(args, method: str) -> str | None:
+    from align.losses import get_loss
+    from align.methods import get_method
 
-    recipe = args.recipe or ("tiny" if args.model == "tiny" else PAPER_RECIPES.get(method))
-    names = (flag.lstrip("-").replace("-", "_") for flag, _, _ in OVERRIDES)
-    overrides = {name: getattr(args, name) for name in names}
-    return build_config(
-        recipe, method=method, model=args.model, data=args.data or None, output=args.output,
-        reference_model=args.reference_model, resume=args.resume or None, skip_invalid=args.skip_invalid or None,
-        gradient_checkpointing=args.gradient_checkpointing or None, progress=not args.no_progress,
-        load_in_4bit=args.load_in_4bit or None, merge_lora=False if args.no_merge else None, **overrides,
-    )
+    if (args.model or "tiny") == "tiny":
+        return "tiny"
+    m = get_method(method)
+    if m.wraps_loss and args.inner_loss and args.inner_loss != m.default_loss:
+        return get_loss(args.inner_loss).recipe  # the inner loss's own paper settings
+    return m.recipe
+
+
+def config_from_args(args, method: str, drop: tuple[str, ...] = (), **extra):
+    """The TrainConfig of ``method`` from the recipe and the flags; ``drop``: flags meant for other methods."""
+    import dataclasses
+
+    from align.config import TrainConfig, build_config
+
+    recipe = args.recipe or default_recipe(args, method)
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - set(SPECIAL_FIELDS) - set(drop)
+    overrides = {n: getattr(args, n, None) for n in names}
+    overrides.update(extra)
+    overrides.setdefault("output", getattr(args, "output", None))
+    cfg = build_config(recipe, method=method, loss=loss_args(args), **overrides)
+    if int(os.environ.get("RANK", "0")) == 0 and cfg.progress:
+        print(f"recipe: {cfg.recipe or 'none (TrainConfig defaults)'}", file=sys.stderr)
+    return cfg
 
 
 def _train(args) -> int:
@@ -73,25 +149,26 @@ def _train(args) -> int:
     from pathlib import Path
 
     from align.data import DataError
-    from align.trainer import train
+    from align.methods import get_method
     from harness.console import quiet
 
     log = Path(args.output) / "harness.log"
     start = time.perf_counter()
     try:
         with quiet(log, verbose=args.verbose):
-            if args.method == "sdpo":
-                return _train_sdpo(args)
             cfg = config_from_args(args, args.method)
-            run = train(cfg)
+            method = get_method(cfg.method)
+            result = method.train(cfg)
     except (DataError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
-        if run["completed"]:
-            print(train_summary(run, cfg.output, time.perf_counter() - start))
+        if method.report:
+            print(method.report(cfg, result))
+        elif result["completed"]:
+            print(train_summary(result, cfg.output, time.perf_counter() - start))
         else:
-            print(f"stopped after {run['steps']} of {run['total_steps']} steps; continue with --resume")
+            print(f"stopped after {result['steps']} of {result['total_steps']} steps; continue with --resume")
         if not args.verbose:
             print(f"other libraries' messages: {log}")
     return 0
@@ -114,37 +191,16 @@ def train_summary(run: dict, output: str, seconds: float) -> str:
     return (f"{run['loss']['name']}: {run['steps']} steps in {seconds:.1f} s; final loss {last.get('loss', float('nan')):.4f}, "
             f"reward accuracy {last.get('rewards/accuracies', float('nan')):.2f}, margin {last.get('rewards/margins', float('nan')):.3f}\n"
             f"{where}")
-
-
-def _train_sdpo(args) -> int:
-    from align.sdpo import format_gamma_table, train_sdpo
-
-    # The sDPO recipe is DPO-based; another inner loss keeps its own paper recipe.
-    method = "sdpo" if args.sdpo_loss == "dpo" else args.sdpo_loss
-    cfg = config_from_args(args, method)
-    state = train_sdpo(cfg, loss=args.sdpo_loss, steps=args.sdpo_steps, partition=args.sdpo_partition)
-    if not state["completed"]:
-        print(f"sDPO stopped before the end; continue with --resume ({cfg.output}/sdpo.json)")
-        return 0
-    print(format_gamma_table(state))
-    print(f"sDPO: {len(state['chunks'])} steps; final model written to {cfg.output} (steps in {cfg.output}/step-*)")
     return 0
 
 
 @registrar
 def register(sub) -> None:
-    from align.losses import LOSSES
+    from align.methods import methods
 
-    p = sub.add_parser("train", help="Train one preference-optimisation method.",
-                       description="Train a model with DPO, DPOP or DGPO on preference pairs, or stepwise (sDPO) with one of them.")
-    add_train_arguments(p, sorted(LOSSES) + ["sdpo"])
-    g = p.add_argument_group("sDPO (--method sdpo)")
-    g.add_argument("--sdpo-loss", default="dpo", choices=sorted(LOSSES), help="Loss of every sDPO step (default dpo).")
-    g.add_argument("--sdpo-steps", type=int, help="Number of steps T. Several data sources: one step per source. "
-                                                  "One source: T chunks (default 2).")
-    g.add_argument("--sdpo-partition", default="easy-to-hard", choices=["easy-to-hard", "random", "given"],
-                   help="easy-to-hard: chunks ordered by the base model's reward accuracy (the paper's default); "
-                        "random: the paper's ablation; given: the order the data was supplied in.")
+    p = sub.add_parser("train", help="Train one preference-optimisation method.", add_help=False,
+                       description="Train a model with one registered method on preference pairs. "
+                                   "`harness train --method M --help` lists M's loss settings.")
+    add_train_arguments(p, list(methods()))
     p.add_argument("--output", required=True, help="Directory for the final model, metrics.jsonl, run.json and checkpoints.")
-    p.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint in --output.")
     p.set_defaults(func=_train)

@@ -16,7 +16,6 @@ from harness.commands import registrar
 
 TINY_LIMIT = 32  # documents per task (questions for judged benchmarks) for the tiny default: minutes on 2 CPU cores
 TINY_MAX_NEW_TOKENS = 64  # answer length cap for judged benchmarks on the tiny model (a 512-token context)
-_RUNTIME_FIELDS = ("resume", "progress", "stop_after_steps", "output", "report_to")
 
 
 def finished_run(output: Path, cfg) -> bool:
@@ -25,14 +24,48 @@ def finished_run(output: Path, cfg) -> bool:
         run = json.loads((output / "run.json").read_text())
     except (OSError, ValueError):
         return False
-    same = {k: v for k, v in run.get("config", {}).items() if k not in _RUNTIME_FIELDS}
-    want = {k: v for k, v in cfg.to_dict().items() if k not in _RUNTIME_FIELDS}
+    from align.config import RUNTIME_FIELDS
+
+    same = {k: v for k, v in run.get("config", {}).items() if k not in RUNTIME_FIELDS}
+    want = {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}
     saved = (output / "config.json").exists() or (output / "adapter_config.json").exists()  # a model or a LoRA adapter
     return bool(run.get("completed")) and same == want and saved
 
 
+def selected_methods(spec: str) -> list[str]:
+    """``all``, one method, or a comma-separated list; unknown names are an error."""
+    from align.methods import methods
+
+    known = list(methods())
+    if spec == "all":
+        return known
+    chosen = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in known]
+    if unknown or not chosen:
+        raise ValueError(f"--method: unknown method(s) {', '.join(unknown) or spec!r}; registered: {', '.join(known)} (or all)")
+    return list(dict.fromkeys(chosen))
+
+
+def method_only_flags(args, selected: list[str]) -> dict[str, tuple[str, ...]]:
+    """For each selected method, the method-specific flags given on the command line that belong to another
+    method; a flag no selected method takes is an error (never silently dropped)."""
+    from align.methods import get_method, methods
+
+    owners = {f: m.name for m in methods().values() for f in m.config_fields}
+    given = [f for f in owners if getattr(args, f, None) is not None]
+    if args.inner_loss:
+        given.append("inner_loss")
+        owners["inner_loss"] = next(m.name for m in methods().values() if m.wraps_loss)
+    for f in given:
+        if owners[f] not in selected:
+            raise ValueError(f"--{f.replace('_', '-')} applies to method '{owners[f]}', which is not selected")
+    return {m: tuple(f for f in given if f != "inner_loss" and owners[f] != m) for m in selected} | {
+        "_inner": tuple(m for m in selected if not get_method(m).wraps_loss)}
+
+
 def _train_and_eval(args) -> int:
     """Other libraries' output goes to RUNS_DIR/harness.log (unless --verbose); errors and the summary stay here."""
+    import sys
     import time
 
     from harness.console import quiet
@@ -42,13 +75,18 @@ def _train_and_eval(args) -> int:
     log = Path(args.runs_dir) / "harness.log"
     start = time.perf_counter()
     summary: list[str] = []
+    if args.seeds < 1:
+        print("error: --seeds must be at least 1", file=sys.stderr)
+        return 2
     try:
         with quiet(log, verbose=args.verbose):
             written, out = _phases(args, summary)
     except (InvalidResults, KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     from harness.cmd_eval import print_unavailable
+    from harness.evaluation.runner import report_incomplete
+    from harness.judged.common import INCOMPLETE_EXIT
 
     print(f"train-and-eval finished in {time.perf_counter() - start:.0f} s")
     for line in summary:
@@ -57,59 +95,88 @@ def _train_and_eval(args) -> int:
     print(f"results in {args.results}/, {len(out['written'])} leaderboard files in {args.leaderboards}/")
     if not args.verbose:
         print(f"other libraries' messages: {log}")
-    from harness.evaluation.runner import report_incomplete
-    from harness.judged.common import INCOMPLETE_EXIT
-
     return INCOMPLETE_EXIT if report_incomplete(written) else 0
 
 
+def training_jobs(args, root: Path) -> list:
+    """Every training run (method x seed), built up front so a bad setting stops the command before any work."""
+    import dataclasses
+
+    from harness.cmd_train import config_from_args
+
+    selected = selected_methods(args.method)
+    drops = method_only_flags(args, selected)
+    jobs = []
+    for method in selected:
+        inner = args.inner_loss
+        if method in drops["_inner"]:
+            args.inner_loss = None  # --sdpo-loss is the wrapper's; the other methods train their own loss
+        cfg = config_from_args(args, method, drop=drops[method], output=str(root / method), resume=True)
+        args.inner_loss = inner
+        for k in range(args.seeds):
+            seed = cfg.seed + k
+            out = root / method if args.seeds == 1 else root / f"{method}-seed{seed}"
+            jobs.append(dataclasses.replace(cfg, seed=seed, output=str(out)))
+    return jobs
+
+
 def _phases(args, summary: list[str]):
-    """One progress bar per phase: evaluate base, then per method train (the trainer's bars) and evaluate."""
+    """One progress bar per phase: evaluate base, then per run train (the trainer's bars) and evaluate."""
+    import dataclasses
+    import sys
     import time
 
-    from align.trainer import resolve_model
+    from align.data import load_preference_data
+    from align.methods import get_method
+    from align.trainer import ResumeMismatch, resolve_model
     from harness.cmd_eval import judge_notice
-    from harness.cmd_train import config_from_args
     from harness.leaderboard import regenerate
-    from harness.methods import training_methods
 
-    methods = training_methods()
-    selected = sorted(methods) if args.method == "all" else [args.method]
-    if args.limit is None and args.model == "tiny" and not args.full:
+    args.model = args.model or "tiny"
+    tiny = args.model == "tiny"
+    if args.limit is None and tiny and not args.full:
         args.limit = TINY_LIMIT
-    if args.max_new_tokens is None and args.model == "tiny" and not args.full:
+    if args.max_new_tokens is None and tiny and not args.full:
         args.max_new_tokens = TINY_MAX_NEW_TOKENS
     benches = [b for b in args.benchmarks.split(",") if b]
+    root = Path(args.runs_dir)
+    jobs = training_jobs(args, root)
     if notice := judge_notice(args, benches):
         print(notice)
     written = []
-    root = Path(args.runs_dir)
+    if args.data:  # bad data fails here, in seconds, before any model is built or evaluated
+        load_preference_data(args.data, skip_invalid=args.skip_invalid)
     base = resolve_model(args.model)
     if not args.no_base:
         written += _evaluate(args, base, "base", benches, summary)
-    for method in selected:
-        args.output, args.resume = str(root / method), True
-        cfg = config_from_args(args, method)
+    for cfg in jobs:
+        label = cfg.method if args.seeds == 1 else f"{cfg.method} seed {cfg.seed}"
         t0 = time.perf_counter()
         if finished_run(Path(cfg.output), cfg):
-            summary.append(f"train {method}: reused {cfg.output}")
+            summary.append(f"train {label}: reused {cfg.output}")
         else:
-            methods[method](cfg)  # the trainer's own bars: reference log-probs, then steps
-            summary.append(f"train {method}: {time.perf_counter() - t0:.0f} s{_last_metrics(cfg.output)} -> {cfg.output}")
-        written += _evaluate(args, cfg.output, method, benches, summary)
+            try:
+                get_method(cfg.method).train(cfg)  # the trainer's own bars: reference log-probs, then steps
+            except ResumeMismatch as e:  # this command resumes on its own: stale checkpoints mean start afresh
+                print(f"note: {e}; training {label} afresh", file=sys.stderr)
+                get_method(cfg.method).train(dataclasses.replace(cfg, resume=False))
+            summary.append(f"train {label}: {time.perf_counter() - t0:.0f} s{_last_metrics(cfg.output)} -> {cfg.output}")
+        written += _evaluate(args, cfg.output, cfg.method, benches, summary,
+                             seed=cfg.seed if args.seeds > 1 else None)
     out = regenerate(args.results, args.leaderboards)
     return written, out
 
 
 def _last_metrics(output: str) -> str:
-    lines = [x for x in (Path(output) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    path = Path(output) / "metrics.jsonl"
+    lines = [x for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
     if not lines:
         return ""
     row = json.loads(lines[-1])
     return f", final loss {row['loss']:.4f}, reward accuracy {row['rewards/accuracies']:.2f}"
 
 
-def _evaluate(args, model: str, method: str, benches: list[str], summary: list[str]) -> list:
+def _evaluate(args, model: str, method: str, benches: list[str], summary: list[str], seed: int | None = None) -> list:
     """Evaluate one model, one bar tick per benchmark; earlier results with the same settings are reused."""
     import time
 
@@ -121,11 +188,14 @@ def _evaluate(args, model: str, method: str, benches: list[str], summary: list[s
 
     t0 = time.perf_counter()
     run = describe_model(model, method=method)
+    if seed is not None:  # distinct ids even if two seeds ever gave identical weights
+        run["run_id"] = f"{method}-seed{seed}-{run['model_fingerprint'][:12]}"
     written = []
-    for b in tqdm(benches, desc=f"evaluate {method}", unit="benchmark", file=terminal(), disable=args.no_progress):
+    label = method if seed is None else f"{method} seed {seed}"
+    for b in tqdm(benches, desc=f"evaluate {label}", unit="benchmark", file=terminal(), disable=args.progress is False):
         written += evaluate_model(model, [b], args.results, run=run, request=request_from_args(args, model),
                                   skip_existing=True)
-    summary.append(f"evaluate {method}: {time.perf_counter() - t0:.0f} s -> {args.results}/{run['run_id']}/")
+    summary.append(f"evaluate {label}: {time.perf_counter() - t0:.0f} s -> {args.results}/{run['run_id']}/")
     return written
 
 
@@ -133,13 +203,17 @@ def _evaluate(args, model: str, method: str, benches: list[str], summary: list[s
 def register(sub) -> None:
     from harness.cmd_eval import add_eval_arguments
     from harness.cmd_train import add_train_arguments
-    from harness.methods import training_methods
+    from align.methods import methods
 
     p = sub.add_parser("train-and-eval", help="Train, evaluate, write results and the leaderboard in one go.",
-                       description=__doc__)
-    add_train_arguments(p, sorted(training_methods()) + ["all"])
+                       description=__doc__, add_help=False)
+    add_train_arguments(p, list(methods()) + ["all"], method_choices=False)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="Train each method with this many seeds (seed, seed+1, ...): one run directory and result per "
+                        "seed, grouped in the tables (default 1).")
     add_eval_arguments(p, model=False)
-    p.add_argument("--runs-dir", default="runs/train-and-eval", help="Where trained models go, one folder per method.")
+    p.add_argument("--runs-dir", default="runs/train-and-eval",
+                   help="Where trained models go, one folder per method (per method and seed with --seeds).")
     p.add_argument("--results", default="results", help="Results directory (default: results).")
     p.add_argument("--leaderboards", default="leaderboards", help="Leaderboard output directory (default: leaderboards).")
     p.add_argument("--no-base", action="store_true", help="Do not evaluate the untrained base model.")

@@ -65,7 +65,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, _isolated_cache) -> Path:
-    """The embedded tiny model, built once per test session (about 10 s)."""
+    """The embedded tiny model, built once per test session (3-4 minutes on 2 idle CPU cores)."""
     from align.tiny import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny", progress=False)

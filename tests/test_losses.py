@@ -4,7 +4,10 @@ import math
 import pytest
 import torch
 
-from align.losses import LOSSES, PairLogps, dgpo_loss, dpo_loss, dpop_loss, get_loss
+from align.losses import LOSSES, PairLogps, get_loss
+from align.losses.dgpo import dgpo_loss
+from align.losses.dpo import dpo_loss
+from align.losses.dpop import dpop_loss
 
 
 def lp(c, r, rc=None, rr=None, nc=1, nr=1, grad=False):
@@ -43,10 +46,21 @@ def test_dpop_penalty_inactive_equals_dpo():
 def test_dpop_penalty_active_corrected_and_printed_forms():
     # chosen fell: ref_c=-10, c=-10.5 -> penalty 0.5; rho_w=-0.5, rho_l=-14+12=-2 -> margin 1.5
     corrected = dpop_loss(lp(-10.5, -14, -10, -12), beta=0.3, dpop_lambda=50).losses.item()
-    assert corrected == pytest.approx(nls(0.3 * (1.5 - 50 * 0.5)), abs=1e-5)  # = nls(-7.05)
-    printed = dpop_loss(lp(-10.5, -14, -10, -12), beta=0.3, dpop_lambda=50, penalty_inside_beta=False).losses.item()
-    assert printed == pytest.approx(nls(0.3 * 1.5 - 50 * 0.5), abs=1e-5)
-    assert printed > corrected  # lambda outside beta punishes far harder
+    # -log σ(0.3 * (1.5 - 25)) = -log σ(-7.05) = 7.050867
+    assert corrected == pytest.approx(7.050867, abs=1e-5)
+    # Smaug Eq. 3 as printed: -[log σ(β(ρ_w − ρ_l)) − λ·penalty] = -log σ(0.45) + 25 = 0.493249 + 25
+    printed = dpop_loss(lp(-10.5, -14, -10, -12), beta=0.3, dpop_lambda=50, form="printed").losses.item()
+    assert printed == pytest.approx(25.493249, abs=1e-5)
+    # penalty inactive: both forms are DPO at the same β
+    assert dpop_loss(lp(-10, -12, -11, -11), form="printed").losses.item() == pytest.approx(nls(0.3 * 2), abs=1e-6)
+
+
+def test_dpop_printed_form_gradient_is_dpo_plus_lambda():
+    # printed form: d/d log π(y_w) = -β σ(-β m) - λ while the penalty is active (the log σ term is DPO's)
+    x = lp(-10.5, -14, -10, -12, grad=True)
+    dpop_loss(x, beta=0.3, dpop_lambda=50, form="printed").losses.sum().backward()
+    assert x.chosen.grad.item() == pytest.approx(-0.3 / (1 + math.exp(0.45)) - 50, abs=1e-5)
+    assert x.rejected.grad.item() == pytest.approx(0.3 / (1 + math.exp(0.45)), abs=1e-6)
 
 
 def test_dgpo_hand_computed_length_normalised():
@@ -58,7 +72,7 @@ def test_dgpo_hand_computed_length_normalised():
     assert raw == pytest.approx(out.losses.item(), abs=1e-6)
 
 
-@pytest.mark.parametrize("name,kw", [("dpo", {}), ("dpop", {}), ("dpop", {"penalty_inside_beta": False}), ("dgpo", {}),
+@pytest.mark.parametrize("name,kw", [("dpo", {}), ("dpop", {}), ("dpop", {"form": "printed"}), ("dgpo", {}),
                                      ("dgpo", {"detach_weight": True})])
 @pytest.mark.parametrize("chosen", [-9.0, -12.0])  # DPOP penalty off / on
 def test_raising_chosen_logp_lowers_loss(name, kw, chosen):

@@ -180,3 +180,20 @@ def test_cli_judges_saved_answers(fake, cfg, data_dir, tmp_path, capsys):
     # question 81 turn 1 is unparseable; 82 turn 1 -> 9; both second turns -> 7
     assert next(s for s in rec["scores"] if s["metric"] == "score_avg")["value"] == pytest.approx((9 + 7 + 7) / 3)
     assert "score_avg" in out
+
+
+def test_scores_follow_fastchat_show_result_semantics():
+    """FastChat's show_result (single): rows with score -1 are dropped, then turn 1, turn 2 and the average are
+    plain means of what is left (the average over all remaining turns, not the mean of the two turn means)."""
+    qs = [{"question_id": 81, "category": "writing"}, {"question_id": 82, "category": "writing"},
+          {"question_id": 111, "category": "math"}, {"question_id": 112, "category": "math"}]
+    j = [(81, 1, 8.0), (81, 2, -1), (82, 1, 6.0), (82, 2, 3.0), (111, 1, -1), (111, 2, 10.0), (112, 2, 9.0),
+         (82, 1, 2.0)]  # a judgment of another model is ignored
+    rows = [{"question_id": q, "turn": t, "score": s, "model": "m" if i < 7 else "other"} for i, (q, t, s) in enumerate(j)]
+    scores, per_cat, unparseable = mtbench.summarize_single(rows, qs, "m")
+    s = {x["metric"]: x for x in scores if x["task"] == "mt_bench"}
+    assert s["score_turn1"]["value"] == (8 + 6) / 2 and s["score_turn1"]["n"] == 2
+    assert s["score_turn2"]["value"] == pytest.approx((3 + 10 + 9) / 3) and s["score_turn2"]["n"] == 3
+    # the average is over all 5 remaining turns (6.8), not the mean of the two turn means (7.17)
+    assert s["score_avg"]["value"] == pytest.approx((8 + 6 + 3 + 10 + 9) / 5) and s["score_avg"]["n"] == 5
+    assert per_cat == {"writing": pytest.approx((8 + 6 + 3) / 3), "math": pytest.approx(9.5)} and unparseable == 2

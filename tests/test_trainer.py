@@ -113,9 +113,11 @@ def test_reference_logps_cached_and_keyed(tiny_model, prefs, tmp_path):
 
 def test_recipes_cite_papers_and_fill_the_config():
     smaug = build_config("smaug-dpop")
-    assert (smaug.method, smaug.beta, smaug.dpop_lambda, smaug.penalty_inside_beta) == ("dpop", 0.3, 50.0, True)
-    assert build_config("zephyr-dpo").beta == 0.1 and build_config("dgpo").beta == 2.5
-    assert build_config("smaug-dpop", beta=0.5).beta == 0.5  # CLI overrides win
+    assert smaug.method == "dpop" and smaug.loss == {"name": "dpop", "beta": 0.3, "dpop_lambda": 50.0, "form": "corrected"}
+    assert build_config("zephyr-dpo").loss["beta"] == 0.1 and build_config("dgpo").loss["beta"] == 2.5
+    assert build_config("smaug-dpop", loss={"beta": 0.5}).loss["beta"] == 0.5  # CLI overrides win
+    assert build_config("sdpo").method == "sdpo" and build_config("sdpo").loss["name"] == "dpo"
+    assert build_config("smaug-dpop").recipe == "smaug-dpop"
 
 
 def run_cli(*args, env=None):
@@ -125,6 +127,7 @@ def run_cli(*args, env=None):
 def test_cli_help_and_bad_data(tmp_path):
     h = run_cli("train", "--help")
     assert h.returncode == 0 and "--dpop-lambda" in h.stdout and "--resume" in h.stdout
+    assert "--warmup-ratio" in h.stdout and "{linear,cosine,constant}" in h.stdout  # generated from TrainConfig
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "p", "chosen": "c", "rejected": "r"}\n{"prompt": "p", "chosen": "c"}\n')
     r = run_cli("train", "--method", "dpo", "--data", str(bad), "--output", str(tmp_path / "o"), "--no-progress")

@@ -22,7 +22,8 @@ trl = pytest.importorskip("trl")
 from align.data import PreferencePair, arithmetic_preference_pairs, load_preference_data  # noqa: E402
 from align.encoding import EncodedPair, collate, encode_pair  # noqa: E402
 from align.logps import concatenated_forward, sequence_logps  # noqa: E402
-from align.losses import PairLogps, dpo_loss  # noqa: E402
+from align.losses import PairLogps  # noqa: E402
+from align.losses.dpo import dpo_loss  # noqa: E402
 
 TOL = 1e-5
 BETA = 0.1

@@ -22,7 +22,7 @@ import common  # noqa: E402
 from likelihood_displacement import COLORS, TRAIN, summary  # noqa: E402
 
 HH_TRAIN = {**TRAIN, **common.HH_LENGTHS, "epochs": 2, "skip_invalid": True}  # ~128 pairs x 2 passes ~ 32 steps; prompts over max_length dropped
-METHODS = {"dpo": dict(method="dpo", beta=0.3), "dgpo": dict(method="dgpo")}
+METHODS = {"dpo": dict(method="dpo", loss={"beta": 0.3}), "dgpo": dict(method="dgpo")}
 
 
 def main() -> None:

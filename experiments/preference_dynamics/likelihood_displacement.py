@@ -21,7 +21,7 @@ import common  # noqa: E402
 # Same optimiser for all three; β 0.3 for DPO and DPOP (the DPOP paper's setting) so the
 # only difference between them is the penalty term (λ = 50); DGPO keeps its β = 2.5.
 TRAIN = dict(lr=5e-4, epochs=1, batch_size=8, logging_steps=1, save_steps=10_000, ref_batch_size=32, **common.GSM8K_LENGTHS)
-METHODS = {"dpo": dict(method="dpo", beta=0.3), "dpop": dict(method="dpop", beta=0.3, dpop_lambda=50.0),
+METHODS = {"dpo": dict(method="dpo", loss={"beta": 0.3}), "dpop": dict(method="dpop", loss={"beta": 0.3, "dpop_lambda": 50.0}),
            "dgpo": dict(method="dgpo")}
 COLORS = {"dpo": "tab:red", "dpop": "tab:green", "dgpo": "tab:blue"}
 OFFSETS = range(-4, 13)  # tokens around the first differing token

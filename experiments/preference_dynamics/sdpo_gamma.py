@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import common  # noqa: E402
 from likelihood_displacement import TRAIN, summary  # noqa: E402
 
-SDPO_TRAIN = {**TRAIN, "beta": 0.1}  # the sDPO recipe's DPO β
+SDPO_TRAIN = {**TRAIN, "loss": {"beta": 0.1}}  # the sDPO recipe's DPO β
 PAPER = {"gamma_chunk2_under_S": -38.60, "gamma_chunk2_under_M1": -25.10}
 
 

@@ -12,6 +12,16 @@ from harness.judge.config import JudgeDryRun
 BUDGET_KEYS = ("steps", "epochs", "max_steps", "batch_size", "grad_accum", "world_size")
 
 
+def run_group(method: str, config: dict) -> str:
+    """The same for runs that differ only in their seed (and where they were written): tables average over it."""
+    import hashlib
+
+    from align.config import RUNTIME_FIELDS
+
+    same = {k: v for k, v in config.items() if k not in (*RUNTIME_FIELDS, "seed")}
+    return f"{method}-" + hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def describe_model(model: str, run_id: str | None = None, method: str | None = None) -> dict:
     """The `run` block of a result: from the trained model's run.json when present, else a base model."""
     from align.fingerprint import model_fingerprint
@@ -25,9 +35,12 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
         method = method or cfg.get("method") or (run.get("loss") or {}).get("name")
         info = {
             "method": method,
+            "seed": cfg.get("seed"),
+            "group": run_group(method, cfg),
             "hyperparameters": {**{k: v for k, v in (run.get("loss") or {}).items() if k != "name"},
                                 **{k: cfg.get(k) for k in ("lr", "warmup_ratio", "lr_schedule", "max_length",
-                                                           "max_prompt_length", "seed", "reference_model")}},
+                                                           "max_prompt_length", "seed", "reference_model")},
+                                **{k: v for k, v in (run.get("lengths") or {}).items() if k in ("max_length", "max_prompt_length")}},
             "base_model": run.get("model_path") or cfg.get("model"),
             "base_model_fingerprint": run.get("base_model_fingerprint"),
             "data": [str(s) for s in (data.get("specs") or cfg.get("data") or [])],
@@ -41,8 +54,8 @@ def describe_model(model: str, run_id: str | None = None, method: str | None = N
         from align.modeling import adapter_base, is_adapter_dir
 
         base = adapter_base(model) if is_adapter_dir(model) else model  # a LoRA adapter describes its base
-        info = {"method": method or "base", "hyperparameters": {}, "base_model": base,
-                "base_model_fingerprint": model_fingerprint(base), "data": None, "data_fingerprint": None,
+        info = {"method": method or "base", "seed": None, "group": method or "base", "hyperparameters": {},
+                "base_model": base, "base_model_fingerprint": model_fingerprint(base), "data": None, "data_fingerprint": None,
                 "budget": None}
     fp = model_fingerprint(model)
     info.update(model=model, model_fingerprint=fp, run_id=run_id or f"{info['method']}-{fp[:12]}")

@@ -50,3 +50,31 @@ def judged_record(name: str, generator, judge_cfg, out_dir: str | Path, limit: i
     if key in ("arenahardv20", "arenahardv2"):
         options.setdefault("version", "v2.0")
     return _module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)
+
+
+def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
+                        run: dict | None = None, results_dir: str | Path | None = None, **options) -> list[dict]:
+    """Judge answers already generated (published models' files or a checkpoint's), one result per file, each
+    written with ``write_result`` so they sit in the same leaderboard as trained checkpoints. Arena-Hard scores
+    all files together (as upstream scores every model of its judgment folder); ``run`` only with one file."""
+    from harness.results import write_result
+
+    files = [Path(f) for f in answer_files]
+    if run is not None and len(files) > 1:
+        raise ValueError("a run id names one model: give one answers file with --run-id")
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"answers file not found: {f}")
+    m = _module(name)
+    if m.__name__.endswith("arenahard"):
+        records = m.run_many(None, judge_cfg, Path(out_dir), limit, runs=[run] if run else None,
+                             answers_paths=files, **options)
+    else:
+        records = []
+        for f in files:
+            # AlpacaEval keeps one annotation file per folder: one folder per model
+            sub = Path(out_dir) / f.name.split(".")[0] if m.__name__.endswith("alpacaeval") and len(files) > 1 else Path(out_dir)
+            records.append(m.run(None, judge_cfg, sub, limit, run=run, answers_path=f, **options))
+    for rec in records:
+        write_result(results_dir or out_dir, rec)
+    return records

@@ -25,11 +25,11 @@ from harness.generation import SamplingSettings
 from harness.judge import JsonlStore, JudgeCache, JudgeClient, JudgeConfig
 from harness.judged import common
 from harness.judged.data import DataError, find, offline, read_json
-from harness.judged.stats import fit_logistic
 
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 REFERENCE = "alpaca_eval/reference_outputs/gpt4_1106_preview.json"
 MAX_NEW_TOKENS = 2048
+GEN_TEMPERATURE = 0.0  # greedy; papers differ (DGPO sampled AlpacaEval answers at 0.5): --gen-temperature
 LAMBDA_GAMED = 0.2  # length_controlled_v1: weight of the gamed baselines (split over two)
 
 
@@ -104,39 +104,94 @@ def win_rate(preferences) -> dict:
             "n_draws": int((p == 0.5).sum()), "n_total": int(len(p))}
 
 
+GLM_COLUMNS = ("np.tanh(std_delta_len)", "instruction_difficulty", "not_gamed_baseline.astype(float)")
+
+
 def _design(delta_len_std, difficulty, not_gamed) -> np.ndarray:
-    return np.column_stack([np.tanh(delta_len_std), difficulty, not_gamed.astype(float)])
+    return np.column_stack([np.tanh(delta_len_std), difficulty, np.asarray(not_gamed, dtype=float)])
 
 
-def lc_win_rate(annotations: list[dict], df_gamed, n_bootstrap: int = 50, seed: int = 0) -> dict:
-    """length_controlled_v1 fitted with numpy. ``annotations``: rows with index, output_1 (baseline),
-    output_2 (model), preference in [1, 2]. ``df_gamed``: DataFrame from df_gamed.csv."""
-    rows = [a for a in annotations if a.get("preference") is not None]
-    idx = np.array([a["index"] for a in rows])
-    diff = np.array([len(a["output_1"]) - len(a["output_2"]) for a in rows], dtype=float)
+def _continuous_log_loss(y_true, y_pred, true_prob, true_sample_weight=None):
+    """alpaca_eval's CV score for soft labels: rows are duplicated with labels 1 and 0, so the label and the
+    row's true probability give back the soft target of that row."""
+    target = np.where(np.asarray(y_true) == 1, true_prob, 1 - np.asarray(true_prob))
+    q = np.clip(y_pred, 1e-15, 1 - 1e-15)
+    ll = target * np.log(q) + (1 - target) * np.log(1 - q)
+    return -np.mean(ll if true_sample_weight is None else ll * true_sample_weight)
+
+
+def fit_glm_cv(X: np.ndarray, p: np.ndarray, w: np.ndarray, n_splits: int = 5) -> np.ndarray:
+    """L1-regularised logistic regression on soft targets ``p`` with sample weights ``w``, C chosen by grouped
+    5-fold cross-validation on the continuous log loss: alpaca_eval 0.6.x's ``fit_LogisticRegressionCV``
+    (liblinear, random_state 123, no intercept). Returns the coefficients."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GroupKFold
+
+    n = len(p)
+    Xd, y = np.vstack([X, X]), np.concatenate([np.ones(n, int), np.zeros(n, int)])
+    true_prob, true_w = np.concatenate([p, 1 - p]), np.concatenate([w, w])
+    groups = np.concatenate([np.arange(n), np.arange(n)])
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = make_scorer(_continuous_log_loss, response_method="predict_proba", greater_is_better=False)
+        scorer = scorer.set_score_request(true_sample_weight=True, true_prob=True)
+        # l1_ratios=(1,) is penalty="l1" (deprecated under that name in scikit-learn 1.8)
+        model = LogisticRegressionCV(cv=GroupKFold(n_splits=n_splits), scoring=scorer, random_state=123, dual=False,
+                                     l1_ratios=(1.0,), solver="liblinear", fit_intercept=False,
+                                     use_legacy_attributes=False)
+        model.set_fit_request(sample_weight=True)
+        model.fit(Xd, y, sample_weight=true_prob * true_w, groups=groups, true_sample_weight=true_w,
+                  true_prob=true_prob)
+    return np.asarray(model.coef_).reshape(-1)[: X.shape[1]]
+
+
+def lc_win_rate(annotations: list[dict], df_gamed, n_bootstrap: int = 0, seed: int = 0) -> dict:
+    """length_controlled_v1 as alpaca_eval 0.6.x computes it (metrics/glm_winrate.py). ``annotations``: rows with
+    index, output_1 (baseline), output_2 (model), preference in [1, 2] or None; ``df_gamed``: df_gamed.csv.
+
+    Features come from every annotation (the length std included); only rows with a preference are fitted,
+    together with the gamed baselines weighted lambda/2; the LC win rate is the mean predicted preference with
+    the length difference set to 0, its standard error the standard error of that mean (alpaca_eval's own).
+    ``n_bootstrap`` > 0 adds a bootstrap standard error over instructions (not upstream; slow)."""
+    idx = np.array([a["index"] for a in annotations])
+    diff = np.array([len(a["output_1"]) - len(a["output_2"]) for a in annotations], dtype=float)
     std = diff / diff.std(ddof=1)  # pandas .std(): ddof=1
-    y = np.array([1.5 if a["preference"] == 0 else a["preference"] for a in rows], dtype=float) - 1
-    difficulty_of = df_gamed.drop_duplicates("index").set_index("index")["instruction_difficulty"]
-    diffc = difficulty_of.reindex(idx).to_numpy(dtype=float)
-    if np.isnan(diffc).any():
-        raise DataError("df_gamed.csv: field 'instruction_difficulty' missing for some instruction indices")
-    Xg = _design(df_gamed["std_delta_len"].to_numpy(float), df_gamed["instruction_difficulty"].to_numpy(float),
-                 df_gamed["not_gamed_baseline"].astype(bool).to_numpy())
+    pref = np.array([np.nan if a.get("preference") is None else float(a["preference"]) for a in annotations])
+    y = np.where(pref == 0, 1.5, pref) - 1
+    # upstream looks the difficulty up by the *row label* of df_gamed's first row per instruction
+    difficulty_of = df_gamed.drop_duplicates("index")["instruction_difficulty"]
+    missing = [int(i) for i in idx if i not in difficulty_of.index]
+    if missing:
+        raise DataError(f"df_gamed.csv: field 'instruction_difficulty' has no row for instruction indices {missing[:5]}")
+    diffc = difficulty_of.loc[idx].to_numpy(dtype=float)
+    not_gamed = df_gamed["not_gamed_baseline"].astype(bool).to_numpy()
+    Xg = _design(df_gamed["std_delta_len"].to_numpy(float), df_gamed["instruction_difficulty"].to_numpy(float), not_gamed)
     yg = df_gamed["preference"].to_numpy(float)
-    wg = np.where(df_gamed["not_gamed_baseline"].astype(bool), 1.0, LAMBDA_GAMED / 2)
-    Xm = _design(std, diffc, np.ones(len(rows), bool))
-    Xtest = _design(np.zeros(len(rows)), diffc, np.ones(len(rows), bool))
+    wg = np.where(not_gamed, 1.0, LAMBDA_GAMED / 2)
+    Xm = _design(std, diffc, np.ones(len(annotations)))
+    Xtest = _design(np.zeros(len(annotations)), diffc, np.ones(len(annotations)))
+    ok = ~np.isnan(y)
 
-    def lc(sel):
-        beta = fit_logistic(np.vstack([Xg, Xm[sel]]), np.concatenate([yg, y[sel]]), np.concatenate([wg, np.ones(len(sel))]))
-        return float((1 / (1 + np.exp(-(Xtest[sel] @ beta)))).mean() * 100), beta
+    def fit(sel):
+        keep = sel[ok[sel]]
+        Xt, yt, wt = np.vstack([Xg, Xm[keep]]), np.concatenate([yg, y[keep]]), np.concatenate([wg, np.ones(len(keep))])
+        fin = ~np.isnan(yt)
+        beta = fit_glm_cv(Xt[fin], yt[fin], wt[fin])
+        return 1 / (1 + np.exp(-(Xtest[sel] @ beta))), beta
 
-    value, beta = lc(np.arange(len(rows)))
-    rng = np.random.default_rng(seed)
-    boots = [lc(rng.integers(0, len(rows), len(rows)))[0] for _ in range(n_bootstrap)]
-    return {"length_controlled_winrate": value, "lc_standard_error": float(np.std(boots, ddof=1)) if n_bootstrap > 1 else None,
-            "weights": dict(zip(["np.tanh(std_delta_len)", "instruction_difficulty", "not_gamed_baseline.astype(float)"],
-                                map(float, beta))), "implementation": "pref-harness numpy GLM (bootstrap SE)"}
+    pred, beta = fit(np.arange(len(annotations)))
+    out = {"length_controlled_winrate": float(pred.mean() * 100),
+           "lc_standard_error": float(pred.std(ddof=1) / np.sqrt(len(pred)) * 100),
+           "weights": dict(zip(GLM_COLUMNS, map(float, beta))),
+           "implementation": "alpaca_eval 0.6.x length_controlled_v1 (scikit-learn LogisticRegressionCV, L1, "
+                             "grouped 5-fold CV); standard error of the mean predicted preference"}
+    if n_bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        boots = [fit(np.sort(rng.integers(0, len(annotations), len(annotations))))[0].mean() * 100
+                 for _ in range(n_bootstrap)]
+        out["lc_bootstrap_standard_error"] = float(np.std(boots, ddof=1)) if n_bootstrap > 1 else None
+    return out
 
 
 def load_df_gamed(data_dir=None):
@@ -164,12 +219,14 @@ def _lc_with_alpaca_eval(annotations: list[dict]) -> dict | None:
         return None
     df = pd.DataFrame([a for a in annotations if a.get("preference") is not None]).set_index("index", drop=False)
     out = get_length_controlled_winrate(df, save_weights_dir=None)
-    return {"length_controlled_winrate": float(out["length_controlled_winrate"]), "lc_standard_error": None,
+    return {"length_controlled_winrate": float(out["length_controlled_winrate"]),
+            "lc_standard_error": float(out["lc_standard_error"]),
             "implementation": "alpaca_eval.metrics.glm_winrate"}
 
 
 # ---------- generation and judging ----------
-def generate_outputs(generator, refs: list[dict], path: Path, model_name: str, chunk: int = 32) -> list[dict]:
+def generate_outputs(generator, refs: list[dict], path: Path, model_name: str, chunk: int = 32,
+                     temperature: float = GEN_TEMPERATURE) -> list[dict]:
     """model_outputs.json in alpaca_eval's format; resumable through a JSONL beside it."""
     partial = JsonlStore(path.with_suffix(".partial.jsonl"))
     done = {r["index"] for r in partial.records}
@@ -180,7 +237,7 @@ def generate_outputs(generator, refs: list[dict], path: Path, model_name: str, c
         for i, g in zip(todo[start:start + len(gens)], gens):
             partial.append({"index": i, "output": g.text, "n_tokens": g.n_tokens})
 
-    common.generate_chunked(generator, convs, SamplingSettings(max_new_tokens=MAX_NEW_TOKENS, temperature=0.0),
+    common.generate_chunked(generator, convs, SamplingSettings(max_new_tokens=MAX_NEW_TOKENS, temperature=temperature),
                             chunk, on_chunk, "alpacaeval answers")
     by_idx = {r["index"]: r for r in partial.records}
     outputs = [{"instruction": r["instruction"], "output": by_idx[i]["output"], "generator": model_name,
@@ -234,24 +291,34 @@ def annotate(client: JudgeClient, ann: dict, refs: list[dict], outputs: list[dic
 
 
 def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | None = None, *, run: dict | None = None,
-        data_dir=None, answers_path: Path | None = None, lc_bootstrap: int = 50) -> dict:
+        data_dir=None, answers_path: Path | None = None, lc_bootstrap: int = 0,
+        gen_temperature: float | None = None) -> dict:
     started = common.now_iso()
     bench = Path(out_dir) / "alpaca_eval"
     bench.mkdir(parents=True, exist_ok=True)
     refs = load_reference(data_dir, limit)
+    temperature = GEN_TEMPERATURE if gen_temperature is None else float(gen_temperature)
     if generator is not None:
         run = common.run_info(generator, run)
         answers_path = bench / "model_outputs.json"
-        outputs = generate_outputs(generator, refs, answers_path, run["run_id"])
+        outputs = generate_outputs(generator, refs, answers_path, run["run_id"], temperature=temperature)
     else:
-        outputs = read_json(answers_path)[: len(refs)]
+        outputs = read_json(answers_path)
+        if not isinstance(outputs, list) or not outputs:
+            raise DataError(f"{answers_path}: expected a JSON list of outputs (alpaca_eval model_outputs.json)")
+        outputs = outputs[: len(refs)]
+        for i, o in enumerate(outputs):
+            for f in ("instruction", "output", "generator"):
+                if f not in o:
+                    raise DataError(f"{answers_path}: entry {i}: missing field '{f}'")
         run = run or common.base_run(outputs[0]["generator"])
     for i, (o, r) in enumerate(zip(outputs, refs)):
         if o["instruction"] != r["instruction"]:
             raise DataError(f"{answers_path}: entry {i}: field 'instruction' does not match the AlpacaEval instruction")
     avg_len = float(np.mean([len(o["output"]) for o in outputs]))
     conventions = {"annotator": ANNOTATOR, "baseline": "gpt4_1106_preview", "n_instructions": len(refs),
-                   "model_outputs": str(answers_path), "max_new_tokens": MAX_NEW_TOKENS, "temperature": 0.0,
+                   "model_outputs": str(answers_path), "max_new_tokens": MAX_NEW_TOKENS, "temperature": temperature,
+                   "temperature_source": "default" if gen_temperature is None else "set (--gen-temperature)",
                    "order": "baseline/model order randomised per instruction (sha256 of the instruction)"}
     missing = common.judge_missing(judge_cfg)
     if missing:

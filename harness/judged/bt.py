@@ -18,10 +18,11 @@ OUTCOME = {"model_a": 1.0, "tie": 0.5, "model_b": 0.0}
 
 
 def _compress(battles) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Unique (a, b, outcome) rows and their counts: the fit only needs counts."""
+    """Unique (a, b, outcome) rows and their counts: the fit only needs counts. Rows are sorted, so the
+    bootstrap below draws the same resamples whatever order the battles came in."""
     counts = Counter((a, b, OUTCOME[w]) for a, b, w in battles)
     models = sorted({m for a, b, _ in counts for m in (a, b)})
-    keys = list(counts)
+    keys = sorted(counts)
     ia = np.array([models.index(a) for a, _, _ in keys])
     ib = np.array([models.index(b) for _, b, _ in keys])
     y = np.array([o for _, _, o in keys])

@@ -23,6 +23,14 @@ UPSTREAM = {
     "arena_hard/arena-hard-v0.1/question.jsonl": ARENA + "data/arena-hard-v0.1/question.jsonl",
     "arena_hard/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl": ARENA + "data/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl",
     "arena_hard/arena-hard-v2.0/question.jsonl": ARENA + "data/arena-hard-v2.0/question.jsonl",
+    "arena_hard/arena-hard-v2.0/model_answer/o3-mini-2025-01-31.jsonl":
+        ARENA + "data/arena-hard-v2.0/model_answer/o3-mini-2025-01-31.jsonl",
+    "arena_hard/arena-hard-v2.0/model_answer/gemini-2.0-flash-001.jsonl":
+        ARENA + "data/arena-hard-v2.0/model_answer/gemini-2.0-flash-001.jsonl",
+    # v2.0's per-category judge system prompts live in upstream code, not in its config
+    "arena_hard/judge_utils.py": ARENA + "utils/judge_utils.py",
+    "arena_hard/judge_config_v0.1_2024.yaml":
+        "https://raw.githubusercontent.com/lmarena/arena-hard-auto/0489bf384abd010906014dec7b903f7c438eabba/config/judge_config.yaml",
     "arena_hard/arena-hard-v0.1.yaml": ARENA + "config/arena-hard-v0.1.yaml",
     "arena_hard/arena-hard-v2.0.yaml": ARENA + "config/arena-hard-v2.0.yaml",
     "alpaca_eval/reference_outputs/gpt4_1106_preview.json": ALPACA + "results/gpt4_1106_preview/model_outputs.json",

@@ -53,8 +53,10 @@ def load_answers(path: Path) -> dict[int, dict]:
 
 
 # ---------- generation ----------
-def generate_answers(generator, questions: list[dict], path: Path, model_id: str, chunk: int = 16) -> dict[int, dict]:
-    """Two turns per question; the second turn sees the first answer. Resumes from ``path``."""
+def generate_answers(generator, questions: list[dict], path: Path, model_id: str, chunk: int = 16,
+                     temperature: float | None = None) -> dict[int, dict]:
+    """Two turns per question; the second turn sees the first answer. Resumes from ``path``.
+    ``temperature``: one value for every category instead of FastChat's per-category table."""
     from tqdm import tqdm
 
     store = JsonlStore(path)
@@ -62,7 +64,7 @@ def generate_answers(generator, questions: list[dict], path: Path, model_id: str
     todo = [q for q in questions if q["question_id"] not in done]
     by_temp = defaultdict(list)
     for q in todo:
-        by_temp[TEMPERATURE.get(q["category"], 0.7)].append(q)
+        by_temp[temperature if temperature is not None else TEMPERATURE.get(q["category"], 0.7)].append(q)
     with tqdm(total=len(todo), desc="mt-bench answers", unit="question", file=sys.stderr) as bar:
         for temp, qs in sorted(by_temp.items()):
             sampling = SamplingSettings(max_new_tokens=MAX_NEW_TOKENS, temperature=temp)
@@ -279,7 +281,7 @@ def radar_png(per_category: dict[str, float], path: Path, label: str) -> Path:
 # ---------- entry point ----------
 def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | None = None, *, run: dict | None = None,
         data_dir=None, answers_path: Path | None = None, mode: str = "single",
-        baseline_answers: Path | None = None) -> dict:
+        baseline_answers: Path | None = None, gen_temperature: float | None = None) -> dict:
     started = common.now_iso()
     out_dir = Path(out_dir)
     bench = out_dir / "mt_bench"
@@ -288,12 +290,14 @@ def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | No
         run = common.run_info(generator, run)
         model_id = run["run_id"]  # unique per run; FastChat keys everything by model_id
         answers_path = bench / "model_answer" / f"{model_id}.jsonl"
-        answers = generate_answers(generator, questions, answers_path, model_id)
+        answers = generate_answers(generator, questions, answers_path, model_id, temperature=gen_temperature)
     else:
         answers = load_answers(answers_path)
         model_id = next(iter(answers.values()))["model_id"]
         run = run or common.base_run(model_id)
-    conventions = {"protocol": "FastChat llm_judge", "mode": mode, "temperatures": TEMPERATURE,
+    temps = TEMPERATURE if gen_temperature is None else {c: float(gen_temperature) for c in TEMPERATURE}
+    conventions = {"protocol": "FastChat llm_judge", "mode": mode, "temperatures": temps,
+                   "temperature_source": "FastChat per-category" if gen_temperature is None else "set (--gen-temperature)",
                    "max_new_tokens": MAX_NEW_TOKENS, "answers": str(answers_path), "n_questions": len(questions),
                    "chat_template": "the generator's own (no FastChat system prompt added)"}
     missing = common.judge_missing(judge_cfg)
