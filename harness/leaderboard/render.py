@@ -17,12 +17,17 @@ def markdown(t: Table) -> str:
     lines = [f"# {t.title}", "", "| " + " | ".join(map(esc, t.headers)) + " |",
              "|" + "|".join("---" for _ in t.headers) + "|"]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in t.rows]
+    for heading, rows in t.blocks:  # published rows: a table of their own under a heading
+        lines += ["", f"## {heading}", "", "| " + " | ".join(map(esc, t.headers)) + " |",
+                  "|" + "|".join("---" for _ in t.headers) + "|"]
+        lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     if t.notes:
         lines += [""] + [f"- {n}" for n in t.notes]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(t: Table) -> str:
+    # Measured rows only: the published blocks are data already (leaderboards/references/*.yaml).
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(t.headers)
@@ -37,6 +42,9 @@ def latex(t: Table) -> str:
     lines = [f"% {tex(t.title)}", r"\begin{tabular}{" + spec + "}", r"\toprule",
              " & ".join(map(tex, t.headers)) + r" \\", r"\midrule"]
     lines += [" & ".join(map(tex, r)) + r" \\" for r in t.rows]
+    for heading, rows in t.blocks:
+        lines += [r"\midrule", r"\multicolumn{" + str(len(t.headers)) + r"}{l}{\textit{" + tex(heading) + r"}} \\", r"\midrule"]
+        lines += [" & ".join(map(tex, r)) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
     lines += [f"% {tex(n)}" for n in t.notes]
     return "\n".join(lines) + "\n"

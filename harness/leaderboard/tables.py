@@ -27,6 +27,8 @@ class Table:
     values: list[list[float | None]] = field(default_factory=list)  # numeric cells, for plots
     labels: list[str] = field(default_factory=list)  # row labels, for plots
     notes: list[str] = field(default_factory=list)
+    # Published rows shown after the measured ones, never mixed in or plotted: [(heading, rows)].
+    blocks: list[tuple[str, list[list[str]]]] = field(default_factory=list)
 
 
 class SpecError(ValueError):
@@ -58,7 +60,8 @@ def load_references(ref_dir: Path, table: str) -> list[dict]:
             if "citation" not in r and "citation" not in doc:
                 raise SpecError(f"{path}: rows[{i}]: field 'citation' is missing")
             rows.append({"label": r["label"], "values": r.get("values") or {},
-                         "citation": r.get("citation", doc.get("citation")), "source_file": path.name})
+                         "citation": r.get("citation", doc.get("citation")), "source_file": path.name,
+                         "group": r.get("group") or path.stem})
     return rows
 
 
@@ -193,6 +196,16 @@ def group_key(run: dict) -> str | None:
     return json.dumps([run.get("base_model_fingerprint"), run.get("data_fingerprint"), budget], sort_keys=True)
 
 
+def published_blocks(spec: dict, refs: list[dict], smoke: bool) -> tuple[list[tuple[str, list[list[str]]]], list[str]]:
+    """The references as blocks, one per paper table and base model, each under its own heading."""
+    rows, _, _, notes = _references(spec, refs, 2)
+    head = "Published, not measured here" + ("; not comparable to these tiny smoke runs" if smoke else "")
+    blocks: dict[str, list[list[str]]] = {}
+    for ref, row in zip(refs, rows):
+        blocks.setdefault(f"{head}: {ref['group']}", []).append(row)
+    return list(blocks.items()), notes
+
+
 def comparison_tables(spec: dict, records: list[dict], refs: list[dict]) -> list[Table]:
     runs = {r["run"]["run_id"]: r["run"] for r in records}
     groups: dict[str, list[str]] = {}
@@ -221,8 +234,11 @@ def comparison_tables(spec: dict, records: list[dict], refs: list[dict]) -> list
                  f"{', '.join(d.split('=')[0] for d in first.get('data') or []) or 'default'} ({str(first['data_fingerprint'])[:8]}), "
                  f"{amount}")
         notes = _measured_notes(records, ordered) + [n for rid in ordered for n in null_reasons(records, rid, spec["columns"])]
-        tables.append(Table(f"{spec['name']}/{slug}", title, _headers(spec, ["Method", "Run"]), rows, values, labels, notes))
-    if refs:
+        smoke = any((r.get("conventions") or {}).get("limit") is not None for r in records if r["run"]["run_id"] in ordered)
+        blocks, ref_notes = published_blocks(spec, refs, smoke)
+        tables.append(Table(f"{spec['name']}/{slug}", title, _headers(spec, ["Method", "Run"]), rows, values, labels,
+                            notes + ref_notes, blocks))
+    if refs and not tables:  # nothing measured yet: the published rows alone
         r_rows, r_vals, r_labels, notes = _references(spec, refs, 2)
         tables.append(Table(f"{spec['name']}/published", f"{spec['title']}: published numbers",
                             _headers(spec, ["Method", "Run"]), r_rows, r_vals, r_labels, notes))
