@@ -60,6 +60,8 @@ class TrainConfig:
     mixed_precision: str = "auto"
     """auto = bf16 autocast on GPU, fp32 on CPU; or 'no', 'bf16', 'fp16'."""
     gradient_checkpointing: bool = False
+    full_logits: bool = False
+    """Log-probs from the full [B, T, V] logits instead of chunked over answer tokens (same numbers, more memory)."""
     logging_steps: int = 1
     save_steps: int = 50
     """Checkpoint every N optimizer steps (and at the end)."""

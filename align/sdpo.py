@@ -144,7 +144,8 @@ def model_logps(cfg: TrainConfig, model_path: str, encoded, pad_id: int, cache_d
         saved = torch.load(path)
         return saved["chosen"], saved["rejected"]
     model = acc.prepare(load_model(model_path, cfg))
-    chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, desc=f"sDPO log-probs {Path(model_path).name}")
+    chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, desc=f"sDPO log-probs {Path(model_path).name}",
+                                     full_logits=cfg.full_logits)
     del model
     if acc.is_main_process:
         cache_dir.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from align.config import TrainConfig
 from align.data import LoadReport, default_preference_data, load_preference_data
 from align.encoding import collate, encode_pairs, fingerprint_encoded
 from align.fingerprint import model_fingerprint
-from align.logps import concatenated_forward
+from align.logps import concatenated_forward, logps_mode
 from align.losses import PairLogps, get_loss
 
 METRIC_KEYS = ("loss", "logps/chosen", "logps/rejected", "logps/chosen_mean", "logps/rejected_mean",
@@ -76,7 +76,8 @@ def loss_kwargs_for(fn, cfg: TrainConfig, defaults: dict) -> dict:
 
 # ------------------------------------------------------- reference log-probs
 @torch.no_grad()
-def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int, desc: str = "reference log-probs"):
+def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int, desc: str = "reference log-probs",
+                  full_logits: bool = False):
     """Summed log-probs of every chosen and rejected answer, in dataset order."""
     from tqdm.auto import tqdm
 
@@ -89,7 +90,7 @@ def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int
             idx = mine[start : start + batch_size]
             batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
             with acc.autocast():
-                c, r, _, _ = concatenated_forward(model, batch)
+                c, r, _, _ = concatenated_forward(model, batch, full_logits)
             rows.extend(zip(idx, c.float().cpu().tolist(), r.float().cpu().tolist()))
     rows = gather_object(rows) if acc.num_processes > 1 else rows
     chosen = torch.zeros(len(encoded), dtype=torch.float32)
@@ -109,10 +110,10 @@ def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_preci
         return cached["chosen"], cached["rejected"], key, True
     if cfg.reference_model and cfg.reference_model != cfg.model:
         ref_model = acc.prepare(load_model(ref_name, cfg))
-        chosen, rejected = compute_logps(ref_model, encoded, acc, pad_id, cfg.ref_batch_size)
+        chosen, rejected = compute_logps(ref_model, encoded, acc, pad_id, cfg.ref_batch_size, full_logits=cfg.full_logits)
         del ref_model
     else:
-        chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size)
+        chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, full_logits=cfg.full_logits)
     if acc.is_main_process:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -184,7 +185,7 @@ def step_batches(n: int, cfg: TrainConfig, epoch: int, world: int) -> list[list[
     return [micros[i : i + cfg.grad_accum] for i in range(0, len(micros), cfg.grad_accum)]
 
 
-def forward_pairs(model, pairs, pad_id: int, acc: Accelerator, groups: int):
+def forward_pairs(model, pairs, pad_id: int, acc: Accelerator, groups: int, full_logits: bool = False):
     """Summed log-probs of a micro-batch's pairs, in the given order, plus its token count.
 
     The pairs are sorted by length and run as ``groups`` concatenated forwards, so short
@@ -197,7 +198,7 @@ def forward_pairs(model, pairs, pad_id: int, acc: Accelerator, groups: int):
     for start in range(0, len(order), size):
         batch = {k: v.to(acc.device) for k, v in collate([pairs[i] for i in order[start : start + size]], pad_id).items()}
         with acc.autocast():
-            parts.append(concatenated_forward(model, batch))
+            parts.append(concatenated_forward(model, batch, full_logits))
         tokens += int(batch["attention_mask"].sum())
     inverse = torch.empty(len(order), dtype=torch.long, device=acc.device)
     inverse[torch.tensor(order, device=acc.device)] = torch.arange(len(order), device=acc.device)
@@ -299,7 +300,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
             sync = j == len(mine) - 1
             ctx = acc.no_sync(model) if not sync else contextlib.nullcontext()
             with ctx:
-                c, r, nc, nr, tokens = forward_pairs(model, [encoded[i] for i in idx], pad_id, acc, cfg.length_groups)
+                c, r, nc, nr, tokens = forward_pairs(model, [encoded[i] for i in idx], pad_id, acc, cfg.length_groups,
+                                                            cfg.full_logits)
                 lp = PairLogps(c, r, nc, nr)
                 if spec.needs_reference:
                     lp.ref_chosen = ref_chosen[idx].to(c.device)
@@ -348,7 +350,7 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
         "reference_cache": {"key": ref_key, "reused": ref_cached} if ref_key else None,
         "steps": global_step, "total_steps": total_steps, "world_size": world,
         "pairs_seen": pairs_seen(len(encoded), cfg, world, steps_per_epoch, global_step),
-        "mixed_precision": acc.mixed_precision, "versions": versions(), "completed": not stopped_early,
+        "mixed_precision": acc.mixed_precision, "logps": logps_mode(model, cfg.full_logits), "versions": versions(), "completed": not stopped_early,
     }
     if stopped_early:
         return run

@@ -35,6 +35,8 @@ def add_train_arguments(p: argparse.ArgumentParser, methods: list[str]) -> None:
         p.add_argument(flag, type=typ, help=text)
     p.add_argument("--skip-invalid", action="store_true", help="Drop malformed pairs (and report how many) instead of stopping.")
     p.add_argument("--gradient-checkpointing", action="store_true", help="Trade compute for memory on big models.")
+    p.add_argument("--full-logits", action="store_true",
+                   help="Log-probs from the full [B, T, V] logits (today's path, for comparison); default: chunked.")
     p.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
 
@@ -50,7 +52,7 @@ def config_from_args(args, method: str):
     return build_config(
         recipe, method=method, model=args.model, data=args.data or None, output=args.output,
         reference_model=args.reference_model, resume=args.resume or None, skip_invalid=args.skip_invalid or None,
-        gradient_checkpointing=args.gradient_checkpointing or None, progress=not args.no_progress, **overrides,
+        gradient_checkpointing=args.gradient_checkpointing or None, full_logits=args.full_logits or None, progress=not args.no_progress, **overrides,
     )
 
 
