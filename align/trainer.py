@@ -84,8 +84,13 @@ def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int
     was_training = model.training
     model.eval()
     rows = []
-    # Even split (padding repeats) so every process runs the same number of forwards: FSDP needs that.
-    with acc.split_between_processes(list(range(len(encoded))), apply_padding=True) as mine:
+    # Length-sorted batches (less padding; results go back by index), dealt round-robin so each process's
+    # contiguous share is as long as the others'. Even split (padding repeats): FSDP needs equal forwards.
+    by_len = sorted(range(len(encoded)), key=lambda i: len(encoded[i].prompt_ids) + max(
+        len(encoded[i].chosen_ids), len(encoded[i].rejected_ids)))
+    world = acc.num_processes
+    dealt = [i for p in range(world) for i in by_len[p::world]]
+    with acc.split_between_processes(dealt, apply_padding=True) as mine:
         for start in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not acc.is_local_main_process):
             idx = mine[start : start + batch_size]
             batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}

@@ -149,3 +149,40 @@ def test_output_transform_read_from_config():
     assert L.output_transform(PretrainedConfig(logit_scale=0.0625)) == (0.0625, None)
     assert L.output_transform(PretrainedConfig(logits_scaling=8.0)) == (0.125, None)
     assert L.output_transform(PretrainedConfig()) == (1.0, None)
+
+
+def test_trainer_default_chunked_equals_full_logits_run(tiny_model, tmp_path):
+    """Two optimizer steps through align.trainer.train: the same weights either way; run.json says which path ran."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from align.config import TrainConfig
+    from align.trainer import train
+
+    prefs = write_jsonl(arithmetic_preference_pairs(16, seed=3), tmp_path / "arith.jsonl")
+    common = dict(method="dpo", model=str(tiny_model), data=[str(prefs)], lr=1e-3, batch_size=8, max_steps=2,
+                  max_length=96, max_prompt_length=48, save_steps=100, progress=False)
+    train(TrainConfig(output=str(tmp_path / "chunked"), **common))
+    train(TrainConfig(output=str(tmp_path / "full"), full_logits=True, **common))
+    assert json.loads((tmp_path / "chunked" / "run.json").read_text())["logps"] == "chunked"
+    assert json.loads((tmp_path / "full" / "run.json").read_text())["logps"] == "full"
+    a, b = load_file(str(tmp_path / "chunked" / "model.safetensors")), load_file(str(tmp_path / "full" / "model.safetensors"))
+    base = load_file(str(tiny_model / "model.safetensors"))
+    assert any(not torch.equal(a[k], base[k]) for k in a)  # it trained
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_cli_flag_reaches_the_config():
+    import argparse
+
+    from harness.cmd_train import add_train_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p, ["dpo"])
+    p.add_argument("--output")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(["--method", "dpo", "--full-logits", "--output", "o"])
+    assert config_from_args(args, "dpo").full_logits is True
+    args = p.parse_args(["--method", "dpo", "--output", "o"])
+    assert config_from_args(args, "dpo").full_logits is False
