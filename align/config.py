@@ -92,6 +92,8 @@ class TrainConfig:
     """auto = bf16 autocast on GPU, fp32 on CPU; or 'no', 'bf16', 'fp16'."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on big models."""
+    full_logits: bool = False
+    """Log-probs from the full [B, T, V] logits instead of chunked over answer tokens (same numbers, more memory)."""
     logging_steps: int = 1
     """Write a metrics.jsonl row every N optimizer steps."""
     save_steps: int = 50

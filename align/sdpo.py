@@ -146,7 +146,8 @@ def model_logps(cfg: TrainConfig, model_path: str, encoded, pad_id: int, cache_d
         saved = torch.load(path)
         return saved["chosen"], saved["rejected"]
     model = acc.prepare(load_for_inference(model_path, torch.float32, "cpu"))  # a model or a LoRA adapter dir
-    chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, desc=f"sDPO log-probs {Path(model_path).name}")
+    chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, desc=f"sDPO log-probs {Path(model_path).name}",
+                                     full_logits=cfg.full_logits)
     del model
     if acc.is_main_process:
         cache_dir.mkdir(parents=True, exist_ok=True)

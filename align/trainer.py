@@ -27,7 +27,7 @@ from align.config import TrainConfig
 from align.data import LoadReport, default_preference_data, load_preference_data
 from align.encoding import collate, encode_pairs, fingerprint_encoded, mismatched_pairs, truncation_summary
 from align.fingerprint import model_fingerprint
-from align.logps import concatenated_forward
+from align.logps import concatenated_forward, logps_mode
 from align.losses import PairLogps
 from align.methods import loss_kwargs
 from align.modeling import load_model  # noqa: F401  (align.sdpo and callers import it from here)
@@ -138,7 +138,8 @@ def make_accelerator(cfg: TrainConfig, log_with: list[str] | None = None) -> Acc
 
 # ------------------------------------------------------- reference log-probs
 @torch.no_grad()
-def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int, desc: str = "reference log-probs"):
+def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int, desc: str = "reference log-probs",
+                  full_logits: bool = False):
     """Summed log-probs of every chosen and rejected answer, in dataset order."""
     from tqdm.auto import tqdm
 
@@ -147,14 +148,19 @@ def compute_logps(model, encoded, acc: Accelerator, pad_id: int, batch_size: int
     was_training = model.training
     model.eval()
     rows = []
-    # Even split (padding repeats) so every process runs the same number of forwards: FSDP needs that.
-    with acc.split_between_processes(list(range(len(encoded))), apply_padding=True) as mine:
+    # Length-sorted batches (less padding; results go back by index), dealt round-robin so each process's
+    # contiguous share is as long as the others'. Even split (padding repeats): FSDP needs equal forwards.
+    by_len = sorted(range(len(encoded)), key=lambda i: len(encoded[i].prompt_ids) + max(
+        len(encoded[i].chosen_ids), len(encoded[i].rejected_ids)))
+    world = acc.num_processes
+    dealt = [i for p in range(world) for i in by_len[p::world]]
+    with acc.split_between_processes(dealt, apply_padding=True) as mine:
         for start in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not acc.is_local_main_process,
                           file=terminal()):
             idx = mine[start : start + batch_size]
             batch = {k: v.to(acc.device) for k, v in collate([encoded[i] for i in idx], pad_id).items()}
             with acc.autocast():
-                c, r, _, _ = concatenated_forward(model, batch)
+                c, r, _, _ = concatenated_forward(model, batch, full_logits)
             rows.extend(zip(idx, c.float().cpu().tolist(), r.float().cpu().tolist()))
     rows = gather_object(rows) if acc.num_processes > 1 else rows
     chosen = torch.zeros(len(encoded), dtype=torch.float32)
@@ -179,11 +185,11 @@ def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_preci
         return cached["chosen"], cached["rejected"], key, True
     if cfg.reference_model and cfg.reference_model != cfg.model:
         ref_model = acc.prepare(load_model(ref_name, cfg))
-        chosen, rejected = compute_logps(ref_model, encoded, acc, pad_id, cfg.ref_batch_size)
+        chosen, rejected = compute_logps(ref_model, encoded, acc, pad_id, cfg.ref_batch_size, full_logits=cfg.full_logits)
         del ref_model
     else:
         with reference_mode(model, acc):
-            chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size)
+            chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, full_logits=cfg.full_logits)
     if acc.is_main_process:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -255,7 +261,7 @@ def step_batches(n: int, cfg: TrainConfig, epoch: int, world: int) -> list[list[
     return [micros[i : i + cfg.grad_accum] for i in range(0, len(micros), cfg.grad_accum)]
 
 
-def forward_pairs(model, pairs, pad_id: int, acc: Accelerator, groups: int):
+def forward_pairs(model, pairs, pad_id: int, acc: Accelerator, groups: int, full_logits: bool = False):
     """Summed log-probs of a micro-batch's pairs, in the given order, plus its token count.
 
     The pairs are sorted by length and run as ``groups`` concatenated forwards, so short
@@ -268,7 +274,7 @@ def forward_pairs(model, pairs, pad_id: int, acc: Accelerator, groups: int):
     for start in range(0, len(order), size):
         batch = {k: v.to(acc.device) for k, v in collate([pairs[i] for i in order[start : start + size]], pad_id).items()}
         with acc.autocast():
-            parts.append(concatenated_forward(model, batch))
+            parts.append(concatenated_forward(model, batch, full_logits))
         tokens += int(batch["attention_mask"].sum())
     inverse = torch.empty(len(order), dtype=torch.long, device=acc.device)
     inverse[torch.tensor(order, device=acc.device)] = torch.arange(len(order), device=acc.device)
@@ -346,7 +352,7 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
     ref_chosen = ref_rejected = None
     ref_key, ref_cached = None, False
     # Extra inputs a loss declares (align.losses.INPUTS): the pairs they are log-probs of, by name.
-    extra_pairs = {"mismatched": mismatched_pairs(encoded, cfg.max_length)} if "mismatched" in spec.needs else {}
+    extra_pairs = {"mismatched": mismatched_pairs(encoded, lengths["max_length"])} if "mismatched" in spec.needs else {}
     extra_ref = {}
     if spec.needs_reference:
         ref_chosen, ref_rejected, ref_key, ref_cached = reference_logps(
@@ -397,7 +403,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
             sync = j == len(mine) - 1
             ctx = acc.no_sync(model) if not sync else contextlib.nullcontext()
             with ctx:
-                c, r, nc, nr, tokens = forward_pairs(model, [encoded[i] for i in idx], pad_id, acc, cfg.length_groups)
+                c, r, nc, nr, tokens = forward_pairs(model, [encoded[i] for i in idx], pad_id, acc, cfg.length_groups,
+                                                            cfg.full_logits)
                 lp = PairLogps(c, r, nc, nr)
                 if spec.needs_reference:
                     lp.ref_chosen = ref_chosen[idx].to(c.device)
@@ -407,7 +414,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
                 whole = micros[j]
                 for name, pairs_ in extra_pairs.items():
                     with torch.no_grad():
-                        ec, er, _, _, _ = forward_pairs(model, [pairs_[i] for i in whole], pad_id, acc, cfg.length_groups)
+                        ec, er, _, _, _ = forward_pairs(model, [pairs_[i] for i in whole], pad_id, acc, cfg.length_groups,
+                                                         cfg.full_logits)
                     setattr(lp, f"{name}_chosen", ec)
                     setattr(lp, f"{name}_rejected", er)
                     if name in extra_ref:
@@ -465,8 +473,8 @@ def train(cfg: TrainConfig, pairs: list | None = None) -> dict:
         "reference_cache": {"key": ref_key, "reused": ref_cached} if ref_key else None,
         "steps": global_step, "total_steps": total_steps, "world_size": world,
         "pairs_seen": pairs_seen(len(encoded), cfg, world, steps_per_epoch, global_step),
-        "mixed_precision": acc.mixed_precision, "versions": versions(), "completed": not stopped_early,
-        "lora": modeling.lora_summary(model, acc), "trackers": trackers,
+        "mixed_precision": acc.mixed_precision, "logps": logps_mode(model, cfg.full_logits), "versions": versions(),
+        "completed": not stopped_early, "lora": modeling.lora_summary(model, acc), "trackers": trackers,
     }
     if stopped_early:
         return run

@@ -1,6 +1,12 @@
 """Training throughput and memory: our trainer against TRL's DPOTrainer, plus DGPO against live-reference DPO.
 
     python benchmarks/train_throughput.py [--pairs 64 --batch-size 8 --max-length 256 --hidden 256 --layers 4]
+    python benchmarks/train_throughput.py --vocab 32000 --hidden 512 --max-length 512 ...   # realistic shape
+
+Headline: end-to-end time (tokenisation + model loading + reference pass + all steps) of
+ours against TRL, on the same batches in the same order (TRL's sampler is sequential over
+the pairs laid out in our epoch order), with a constant learning rate, so the per-step
+losses of every configuration can be compared: ``headline.max_step_loss_diff``.
 
 Prints one JSON object. Every configuration trains one epoch of the same real
 pairs (HH-RLHF harmless-base test pairs that fit in ``--max-length`` tokens, so
@@ -41,21 +47,46 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CONFIGS = ("ours_dpo", "ours_dgpo", "trl_stock", "trl_precompute")
+CONFIGS = ("ours_dpo", "ours_dgpo", "trl_stock", "trl_precompute", "ours_dpo_full_logits")
+DEFAULT_CONFIGS = ("ours_dpo", "ours_dgpo", "trl_stock", "trl_precompute")
 HH_FILE = Path("hh_rlhf") / "harmless-base" / "test.jsonl.gz"
 
 
 # ------------------------------------------------------------------ set-up
-def bench_model(hidden: int, layers: int) -> Path:
-    """A Llama of the requested size with the tiny tokenizer; built once and cached (weights barely trained:
-    throughput does not depend on them)."""
+def hh_texts(data_dir: Path) -> list[str]:
+    import gzip
+
+    with gzip.open(data_dir / HH_FILE, "rt") as fh:
+        rows = [json.loads(ln) for ln in fh if ln.strip()]
+    return [r[k] for r in rows for k in ("chosen", "rejected")]
+
+
+def bench_model(hidden: int, layers: int, vocab: int | None = None, data_dir: Path | None = None) -> Path:
+    """A Llama of the requested size; built once and cached (weights barely trained: throughput does not
+    depend on them). Without ``vocab``: the tiny tokenizer. With it: a BPE tokenizer trained here on the
+    HH-RLHF text (it stops at ~24k merges on this corpus), the embedding padded to ``vocab`` rows as
+    real models pad theirs, so every softmax runs over ``vocab`` entries."""
     from align.cache import cache_root
     from align.tiny import make_tiny_model
 
-    path = cache_root() / f"bench-llama-h{hidden}-l{layers}"
+    path = cache_root() / (f"bench-llama-h{hidden}-l{layers}" + (f"-v{vocab}-hh" if vocab else ""))
     if not (path / "config.json").exists():
-        make_tiny_model(path, hidden_size=hidden, num_layers=layers, num_heads=max(1, hidden // 64),
-                        pretrain_steps=20, progress=False)
+        heads = max(1, hidden // 64)
+        if not vocab:
+            make_tiny_model(path, hidden_size=hidden, num_layers=layers, num_heads=heads, pretrain_steps=20,
+                            progress=False)
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tmp = path.with_name(path.name + ".build")
+            make_tiny_model(tmp, hh_texts(data_dir), vocab_size=vocab, hidden_size=hidden, num_layers=layers,
+                            num_heads=heads, pretrain_steps=20, batch_size=4, progress=False)
+            model = AutoModelForCausalLM.from_pretrained(tmp)
+            if model.config.vocab_size < vocab:
+                model.resize_token_embeddings(vocab, mean_resizing=False)
+            model.save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(tmp).save_pretrained(tmp)
+            tmp.rename(path)
     return path
 
 
@@ -103,7 +134,16 @@ def _timed(fn, store: dict, key: str):
     return wrapper
 
 
-def run_ours(method: str, s: dict, work: Path) -> dict:
+def ours_config_order(s: dict) -> list[int]:
+    """Pair indices in the order our trainer visits them in epoch 0 (TRL gets the pairs in this order)."""
+    from align.config import TrainConfig
+    from align.trainer import step_batches
+
+    cfg = TrainConfig(batch_size=s["batch_size"], seed=s["seed"])
+    return [i for step in step_batches(len(s["rows"]), cfg, 0, 1) for micro in step for i in micro]
+
+
+def run_ours(method: str, s: dict, work: Path, full_logits: bool = False) -> dict:
     import align.trainer as trainer
     from align.config import TrainConfig
     from align.data import write_jsonl
@@ -114,7 +154,8 @@ def run_ours(method: str, s: dict, work: Path) -> dict:
     cfg = TrainConfig(method=method, model=s["model"], data=[str(data)], output=str(work / "run"), lr=s["lr"],
                       batch_size=s["batch_size"], max_length=s["max_length"], max_prompt_length=s["max_length"],
                       mixed_precision="no", progress=False, save_steps=10**9, logging_steps=1,
-                      ref_batch_size=2 * s["batch_size"], seed=s["seed"])
+                      ref_batch_size=s["ref_batch_size"], seed=s["seed"], lr_schedule="constant", warmup_ratio=0.0,
+                      full_logits=full_logits)
     times: dict[str, float] = {}
     trainer.reference_logps = _timed(trainer.reference_logps, times, "reference_pass_s")
     trainer.save_final = _timed(trainer.save_final, times, "final_save_s")
@@ -136,19 +177,27 @@ def run_ours(method: str, s: dict, work: Path) -> dict:
     step_s = [t / r["tokens_per_s"] for t, r in zip(step_tokens, rows)]
     return {"step_times_s": step_s, "step_tokens": step_tokens,
             "end_to_end_s": total - times.get("final_save_s", 0.0),
-            "reference_pass_s": times.get("reference_pass_s", 0.0), "final_loss": rows[-1]["loss"]}
+            "reference_pass_s": times.get("reference_pass_s", 0.0), "final_loss": rows[-1]["loss"],
+            "step_losses": [r["loss"] for r in rows],
+            "logps": json.loads((work / "run" / "run.json").read_text())["logps"]}
 
 
 def run_trl(precompute: bool, s: dict, work: Path) -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
+    from torch.utils.data import SequentialSampler
     from trl import DPOConfig, DPOTrainer
+
+    class InOrderDPOTrainer(DPOTrainer):  # reads the pairs in the given order (ours): the same batches
+        def _get_train_sampler(self, *args, **kwargs):
+            return SequentialSampler(self.train_dataset)
 
     class StepClock(TrainerCallback):
         def __init__(self):
             self.marks: list[float] = []
             self.tokens: list[int] = []  # cumulative non-padding tokens, counted by TRL itself
             self.trainer = None
+            self.losses: list[float] = []
 
         def on_train_begin(self, *a, **kw):
             self.marks.append(time.perf_counter())
@@ -158,18 +207,23 @@ def run_trl(precompute: bool, s: dict, work: Path) -> dict:
             self.marks.append(time.perf_counter())
             self.tokens.append(self.trainer._total_train_tokens)
 
-    rows = [{"prompt": r["prompt"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
-             "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in s["rows"]]
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.losses.append(logs["loss"])
+
+    # Our epoch order, read sequentially: the same batches as ours, step for step.
+    rows = [{"prompt": s["rows"][i]["prompt"], "chosen": [{"role": "assistant", "content": s["rows"][i]["chosen"]}],
+             "rejected": [{"role": "assistant", "content": s["rows"][i]["rejected"]}]} for i in ours_config_order(s)]
     args = DPOConfig(output_dir=str(work / "trl"), beta=0.1, learning_rate=s["lr"], num_train_epochs=1,
                      per_device_train_batch_size=s["batch_size"], max_length=None, bf16=False,
                      gradient_checkpointing=False, use_cpu=True, report_to="none", save_strategy="no",
-                     logging_steps=10**9, disable_tqdm=True, warmup_steps=0.1, lr_scheduler_type="linear",
+                     logging_steps=1, disable_tqdm=True, warmup_steps=0, lr_scheduler_type="constant",
                      weight_decay=0.0, max_grad_norm=1.0, seed=s["seed"], dataloader_num_workers=0,
-                     precompute_ref_log_probs=precompute, precompute_ref_batch_size=2 * s["batch_size"])
+                     precompute_ref_log_probs=precompute, precompute_ref_batch_size=s["ref_batch_size"])
     clock = StepClock()
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(s["model"])
-    trainer = DPOTrainer(model=s["model"], args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+    trainer = InOrderDPOTrainer(model=s["model"], args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          callbacks=[clock])
     clock.trainer = trainer
     init_s = time.perf_counter() - t0  # tokenisation, model (+ reference) loading, reference pass if precomputing
@@ -178,7 +232,7 @@ def run_trl(precompute: bool, s: dict, work: Path) -> dict:
     step_s = [b - a for a, b in zip(clock.marks, clock.marks[1:])]
     step_tokens = [b - a for a, b in zip(clock.tokens, clock.tokens[1:])]
     return {"step_times_s": step_s, "step_tokens": step_tokens, "end_to_end_s": total, "init_s": init_s,
-            "final_loss": result.training_loss}
+            "final_loss": clock.losses[-1], "step_losses": clock.losses}
 
 
 def worker(name: str, s: dict, queue) -> None:
@@ -201,7 +255,9 @@ def worker(name: str, s: dict, queue) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HARNESS_CACHE"] = tmp  # no reference cache survives between configurations
         work = Path(tmp)
-        if name.startswith("ours_"):
+        if name == "ours_dpo_full_logits":
+            out = run_ours("dpo", s, work, full_logits=True)
+        elif name.startswith("ours_"):
             out = run_ours(name.removeprefix("ours_"), s, work)
         else:
             out = run_trl(name == "trl_precompute", s, work)
@@ -252,8 +308,22 @@ def summarise(runs: dict, n_steps: int, tokens: int) -> dict:
             "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in reps),
             "peak_rss_delta_mb": statistics.median(r["peak_rss_delta_mb"] for r in reps),
             "final_loss": reps[0]["final_loss"],
+            "step_losses": reps[0]["step_losses"],
+            **({"logps": reps[0]["logps"]} if "logps" in reps[0] else {}),
             **{k: min(r[k] for r in reps) for k in ("reference_pass_s", "init_s") if k in reps[0]},
         }
+    return out
+
+
+def headline(res: dict) -> dict:
+    """End-to-end speed-up of our DPO over each peer, and how far their per-step losses are from ours."""
+    ours = res["ours_dpo"]
+    out = {"ours_dpo_end_to_end_s": ours["end_to_end_s"], "ours_dpo_logps": ours.get("logps")}
+    for peer in ("trl_stock", "trl_precompute", "ours_dpo_full_logits"):
+        if peer in res:
+            out[f"end_to_end_speedup_vs_{peer}"] = res[peer]["end_to_end_s"] / ours["end_to_end_s"]
+            diff = max(abs(a - b) for a, b in zip(ours["step_losses"], res[peer]["step_losses"]))
+            out[f"max_step_loss_diff_vs_{peer}"] = diff
     return out
 
 
@@ -290,12 +360,12 @@ def run(args) -> dict:
     from tqdm.auto import tqdm
 
     data_dir = Path(args.data_dir or os.environ.get("HARNESS_DATA_DIR") or ROOT.parent / "shared" / "data")
-    model = bench_model(args.hidden, args.layers)
+    model = bench_model(args.hidden, args.layers, args.vocab, data_dir)
     pairs, tokens = select_pairs(model, data_dir, args.pairs, args.max_length)
     # Prompt as messages, answers as strings: our loader's form; the TRL worker wraps answers as messages.
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     settings = {"model": str(model), "rows": rows, "batch_size": args.batch_size, "max_length": args.max_length,
-                "lr": 1e-6, "seed": 0, "threads": args.threads}
+                "lr": args.lr, "seed": 0, "threads": args.threads, "ref_batch_size": args.ref_batch_size}
     n_steps = -(-args.pairs // args.batch_size)
     runs: dict[str, list] = {name: [] for name in args.configs}
     order = [name for _ in range(args.repeats) for name in args.configs]  # interleaved: load drifts hit all alike
@@ -308,15 +378,19 @@ def run(args) -> dict:
 
     report = {
         "benchmark": "train_throughput",
-        "settings": {"model": f"Llama hidden={args.hidden} layers={args.layers}", "pairs": args.pairs,
+        "settings": {"model": f"Llama hidden={args.hidden} layers={args.layers} vocab={args.vocab or 'tiny tokenizer'}",
+                     "pairs": args.pairs, "lr": args.lr, "lr_schedule": "constant", "ref_batch_size": args.ref_batch_size,
+                     "order": "ours' seeded epoch order; TRL reads it sequentially (same batches)",
                      "batch_size": args.batch_size, "steps": n_steps, "max_length": args.max_length,
                      "epoch_tokens": tokens, "precision": "fp32", "gradient_checkpointing": False,
                      "threads": args.threads, "repeats": args.repeats, "data": str(HH_FILE), "memory": "per-process ru_maxrss (spawned)",
+                     "machine_note": args.machine_note,
                      "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                   "trl": trl.__version__}},
+        "headline": headline(res),
         "results": res,
     }
-    if set(CONFIGS) <= set(res):
+    if set(DEFAULT_CONFIGS) <= set(res):
         report["ratios"] = ratios(res, n_steps)
     return report
 
@@ -332,7 +406,12 @@ def main(argv=None) -> None:
     # by 10-100x. One thread gives stable ratios; raise it on a dedicated machine.
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3, help="runs per configuration, interleaved")
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), choices=CONFIGS)
+    ap.add_argument("--vocab", type=int, help="vocabulary size: a BPE tokenizer trained here on the HH-RLHF text, "
+                                              "embedding padded to this size (default: the tiny tokenizer)")
+    ap.add_argument("--lr", type=float, default=1e-5, help="constant learning rate (both sides)")
+    ap.add_argument("--ref-batch-size", type=int, default=16, help="pairs per reference forward (both sides)")
+    ap.add_argument("--machine-note", default="", help="recorded in settings (e.g. 'shared, busy 2-core machine')")
     ap.add_argument("--data-dir", help="shared data directory (default: $HARNESS_DATA_DIR or ../shared/data)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
