@@ -126,14 +126,15 @@ def main(argv=None) -> None:
                      "memory": "per-process ru_maxrss (spawned) minus RSS after imports",
                      "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                                   "trl": trl.__version__}},
-        "vocabularies": {str(v): one_vocab(v, args, data_dir) for v in args.vocabs},
+        "vocabularies": {},
     }
-    text = json.dumps(report, indent=2)
-    if args.out:
-        from align.trainer import write_json_atomic
+    from align.trainer import write_json_atomic
 
-        write_json_atomic(Path(args.out), report)
-    print(text)
+    for v in args.vocabs:  # written after each vocabulary: a run cut short keeps what it measured
+        report["vocabularies"][str(v)] = one_vocab(v, args, data_dir)
+        if args.out:
+            write_json_atomic(Path(args.out), report)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

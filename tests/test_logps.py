@@ -169,8 +169,11 @@ def test_trainer_default_chunked_equals_full_logits_run(tiny_model, tmp_path):
     assert json.loads((tmp_path / "full" / "run.json").read_text())["logps"] == "full"
     a, b = load_file(str(tmp_path / "chunked" / "model.safetensors")), load_file(str(tmp_path / "full" / "model.safetensors"))
     base = load_file(str(tiny_model / "model.safetensors"))
-    assert any(not torch.equal(a[k], base[k]) for k in a)  # it trained
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    moved = max((a[k] - base[k]).abs().max().item() for k in a)
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert moved > 1e-3  # two Adam steps at lr 1e-3 really moved the weights
+    # Gradients agree to ~1e-7; Adam divides by sqrt(v), which turns that into up to ~1e-5 on near-zero gradients.
+    assert diff < 1e-4, (diff, moved)
 
 
 def test_cli_flag_reaches_the_config():
