@@ -181,10 +181,9 @@ def test_cli_flag_reaches_the_config():
 
     from harness.cmd_train import add_train_arguments, config_from_args
 
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(add_help=False)  # add_train_arguments brings its own --help
     add_train_arguments(p, ["dpo"])
     p.add_argument("--output")
-    p.add_argument("--resume", action="store_true")
     args = p.parse_args(["--method", "dpo", "--full-logits", "--output", "o"])
     assert config_from_args(args, "dpo").full_logits is True
     args = p.parse_args(["--method", "dpo", "--output", "o"])
