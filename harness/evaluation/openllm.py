@@ -115,7 +115,20 @@ def _doc_order(row) -> tuple[str, int]:
     return group, int(num)
 
 
-def run_lm_eval(req: EvalRequest, tasks: list[str], task_dir: Path, chat_template: bool):
+def task_samples(tasks: list[str], task_dir: Path, limit: int | None, task_limits: dict) -> dict | None:
+    """lm-eval's ``samples`` (first N documents of each task) when some task has its own limit, else None.
+    MMLU's limit is per subject."""
+    if limit is None or not task_limits:
+        return None
+    out = {}
+    for t in tasks:
+        n = task_limits.get(t, limit)
+        names = sorted(p.stem for p in task_dir.glob("mmlu_*.yaml")) if t == "mmlu" else [t]
+        out.update({name: list(range(n)) for name in names})
+    return out
+
+
+def run_lm_eval(req: EvalRequest, tasks: list[str], task_dir: Path, chat_template: bool, task_limits: dict | None = None):
     """simple_evaluate over our task directory only; returns (output, model, model_args, run_args)."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
@@ -124,8 +137,10 @@ def run_lm_eval(req: EvalRequest, tasks: list[str], task_dir: Path, chat_templat
     tm = TaskManager(include_path=str(task_dir), include_defaults=False)
     model, model_args, run_args = lm_eval_model(req)
     logging.getLogger("lm_eval").setLevel(logging.ERROR if not os.environ.get("HARNESS_DEBUG") else logging.INFO)
+    samples = task_samples(tasks, task_dir, req.limit, task_limits or {})
     out = simple_evaluate(
-        model=model, model_args=model_args, tasks=list(tasks), limit=req.limit, task_manager=tm, log_samples=True,
+        model=model, model_args=model_args, tasks=list(tasks), limit=None if samples else req.limit, samples=samples,
+        task_manager=tm, log_samples=True,
         apply_chat_template=chat_template, fewshot_as_multiturn=chat_template, fewshot_random_seed=FEWSHOT_SEED,
         **run_args,
     )
@@ -141,7 +156,11 @@ def run_openllm(req: EvalRequest) -> BenchmarkOutput:
 
     tasks = req.tasks or [t.name for t in OPENLLM_V1]
     task_dir = prepare_tasks(tasks, req.data_dir, cache_root())
-    out, model, model_args, run_args = run_lm_eval(req, tasks, task_dir, req.chat_template)
+    task_limits = {t: n for t, n in (req.options.get("task_limits") or {}).items() if t in tasks}
+    unknown = sorted(set(req.options.get("task_limits") or {}) - set(TASKS))
+    if unknown:
+        raise KeyError(f"task limit for unknown Open LLM task(s) {unknown}; known: {', '.join(TASKS)}")
+    out, model, model_args, run_args = run_lm_eval(req, tasks, task_dir, req.chat_template, task_limits)
     results, n_samples, n_shot = out["results"], out.get("n-samples", {}), out.get("n-shot", {})
     offline = req.data_dir is not None
     scores, n_subjects = [], None
@@ -175,13 +194,26 @@ def run_openllm(req: EvalRequest) -> BenchmarkOutput:
         "chat_template": bool(req.chat_template),
         "fewshot_as_multiturn": bool(req.chat_template),
         "limit": req.limit,
+        "task_limits": ({t: (f"{n} per subject" if t == "mmlu" else n) for t, n in task_limits.items()}
+                        if req.limit is not None and task_limits else None),
         "data_sources": sources,
         "comparable_to_published": req.limit is None and not offline,
+        "settings": _settings(req),
     }
     backend = {"name": req.backend, "lm_eval_model": model,
                "model_args": {k: v for k, v in model_args.items() if k != "pretrained"}, **run_args}
     return BenchmarkOutput(scores=scores, conventions=conventions, backend=backend,
                            raw=_raw(out, [s for s in OPENLLM_V1 if s.name in tasks]))
+
+
+def _settings(req: EvalRequest) -> dict:
+    # What must match for an existing result to be reused (harness.evaluation.runner).
+    return {"limit": req.limit, "chat_template": bool(req.chat_template), "tasks": req.tasks,
+            "task_limits": req.options.get("task_limits") if req.limit is not None else None,
+            "data_dir": req.data_dir is not None, "mc2": "log-space", "fewshot_seed": FEWSHOT_SEED}
+
+
+run_openllm.settings = _settings
 
 
 def default_data_dir(prefer_local: bool = False) -> str | None:
