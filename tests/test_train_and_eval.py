@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def test_train_and_eval_dpo_then_rerun_reuses(tiny_model, data_dir, tmp_path):
+def test_train_and_eval_dpo_then_rerun_reuses(tiny_model, data_dir, tmp_path, capsys):
     from harness.cli import main
     from harness.results import read_result
 
@@ -11,6 +11,16 @@ def test_train_and_eval_dpo_then_rerun_reuses(tiny_model, data_dir, tmp_path):
             "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
             "--leaderboards", str(tmp_path / "lb")]
     assert main(args) == 0
+    out = capsys.readouterr().out
+    # The end of the job: the comparison tables of its runs, then where the files are.
+    assert "# Method comparison: base tiny" in out and "# Held-out arithmetic and preference pairs" in out
+    assert out.count("| base | base-") == 2 and out.count("| dpo | dpo-") == 2
+    assert f"results: {tmp_path / 'results'}/ (base-" in out and f"files in {tmp_path / 'lb'}/" in out
+    assert str(tmp_path / "lb" / "method_comparison") in out
+    # Default data: the held-out benchmarks ran beside the Open LLM tasks, with --limit 2 as asked.
+    for bench in ("arithmetic", "preference_heldout"):
+        recs = [read_result(p) for p in (tmp_path / "results").glob(f"*/{bench}.json")]
+        assert len(recs) == 2 and all(r["scores"][0]["n"] == 2 for r in recs)
     results = sorted((tmp_path / "results").glob("*/openllm.json"))
     recs = {read_result(p)["run"]["method"]: read_result(p) for p in results}
     assert set(recs) == {"base", "dpo"}

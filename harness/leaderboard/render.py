@@ -76,17 +76,18 @@ def bar_figure(t: Table):
     for i, (label, vals) in enumerate(zip(t.labels, t.values)):
         xs = [j + i * width for j in range(len(headers))]
         shown = f"{label} ({NOT_COMPARABLE})" if label in flagged else label
-        bars = ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=shown,
+        ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=shown,
                       hatch="//" if label in flagged else None)
-        for x, v, bar in zip(xs, vals, bars):
-            if v is None:  # nothing drawn: say so, so that a missing value never reads as 0
-                bar.set_visible(False)
-                ax.text(x, marker_y, "n/a", ha="center", va="bottom", rotation=90, fontsize=7, color="0.3")
+        for x, v in zip(xs, vals):
+            # A missing value and a real 0 both draw no bar: label each, so that neither reads as the other.
+            if v is None or v == 0:
+                ax.text(x, marker_y, "n/a" if v is None else "0", ha="center", va="bottom",
+                        rotation=90 if v is None else 0, fontsize=7, color="0.3")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(headers))], headers)
     ax.set_ylabel(t.y_label)
     ax.set_title("\n".join(title), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    notes = ["n/a: no value (see the table's notes)"] if any(v is None for vals in t.values for v in vals) else []
+    notes = ["n/a: no value (see the table's notes); 0: a measured 0"] if any(v is None for vals in t.values for v in vals) else []
     if flagged:
         notes.append(f"hatched: measured smoke runs, {NOT_COMPARABLE}")
     if notes:
