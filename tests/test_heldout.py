@@ -78,8 +78,11 @@ def test_arithmetic_and_preference_heldout_on_tiny_model(tiny_model, tmp_path):
     mraw = json.loads((path.parent / rec["raw_output"]).read_text())["per_pair"]
     pair = heldout_pairs()[0]
     msgs = [{"role": "user", "content": pair["prompt"]}]
-    prompt_ids = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
-    full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": pair["chosen"]}], tokenize=True)
+    prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    text = tok.apply_chat_template(msgs + [{"role": "assistant", "content": pair["chosen"]}], tokenize=False)
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    full = tok(text, add_special_tokens=False)["input_ids"]
+    assert full[: len(prompt_ids)] == prompt_ids and text.endswith(pair["chosen"] + "<|end|>\n")
     with torch.no_grad():  # the answer's summed log-prob, computed here by hand
         logits = model(torch.tensor([full])).logits[0, :-1].log_softmax(-1)
     hand = sum(logits[i - 1, full[i]].item() for i in range(len(prompt_ids), len(full)))

@@ -84,7 +84,8 @@ def test_train_and_eval_with_judged_benchmark(tiny_model, data_dir, tmp_path, mo
     assert dpo["hyperparameters"]["beta"] == 0.1 and dpo["budget"]["steps"] == 2 and dpo["data_fingerprint"]
     table = (tmp_path / "lb" / "judged.csv").read_text().splitlines()
     assert sorted(r.split(",")[1] for r in table[1:]) == ["base", "dpo"]
-    assert all(r.split(",")[3:6] == ["9.00", "6.00", "7.50"] for r in table[1:])
+    assert all([c.split(" ± ")[0] for c in r.split(",")[3:6]] == ["9.00", "6.00", "7.50"] for r in table[1:])
+    assert all(" ± " in c for r in table[1:] for c in r.split(",")[3:6])  # every measured cell shows its error
 
     for p in [*tmp_path.rglob("*")]:
         assert not p.is_file() or key.encode() not in p.read_bytes(), p
