@@ -182,3 +182,12 @@ def test_unknown_task_is_a_clear_error(tiny_model, tmp_path):
     from harness.cli import main
 
     assert main(["eval", "--model", str(tiny_model), "--tasks", "arc_easy", "--output", str(tmp_path)]) == 2
+
+
+def test_task_limits_batch_tasks_by_limit():
+    from harness.evaluation.openllm import _merge, limit_groups
+
+    assert limit_groups(["arc_challenge", "mmlu", "gsm8k"], 32, {"mmlu": 8}) == [(8, ["mmlu"]), (32, ["arc_challenge", "gsm8k"])]
+    assert limit_groups(["arc_challenge", "mmlu"], None, {"mmlu": 8}) == [(None, ["arc_challenge", "mmlu"])]  # --full
+    merged = _merge([{"results": {"a": {"acc,none": 1}}, "date": 1}, {"results": {"b": {"acc,none": 0}}, "date": 2}])
+    assert merged == {"results": {"a": {"acc,none": 1}, "b": {"acc,none": 0}}, "date": 1}

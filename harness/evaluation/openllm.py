@@ -115,17 +115,22 @@ def _doc_order(row) -> tuple[str, int]:
     return group, int(num)
 
 
-def task_samples(tasks: list[str], task_dir: Path, limit: int | None, task_limits: dict) -> dict | None:
-    """lm-eval's ``samples`` (first N documents of each task) when some task has its own limit, else None.
-    MMLU's limit is per subject."""
-    if limit is None or not task_limits:
-        return None
-    out = {}
+def limit_groups(tasks: list[str], limit: int | None, task_limits: dict) -> list[tuple[int | None, list[str]]]:
+    """Tasks batched by their document limit (MMLU's is per subject): one lm-eval call per distinct limit."""
+    groups: dict[int | None, list[str]] = {}
     for t in tasks:
-        n = task_limits.get(t, limit)
-        names = sorted(p.stem for p in task_dir.glob("mmlu_*.yaml")) if t == "mmlu" else [t]
-        out.update({name: list(range(n)) for name in names})
-    return out
+        groups.setdefault(task_limits.get(t, limit) if limit is not None else None, []).append(t)
+    return sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+def _merge(outs: list[dict]) -> dict:
+    """Several simple_evaluate outputs (disjoint tasks) as one: per-task dicts are joined."""
+    merged = dict(outs[0])
+    for o in outs[1:]:
+        for k, v in o.items():
+            if isinstance(v, dict) and isinstance(merged.get(k), dict):
+                merged[k] = {**merged[k], **v}
+    return merged
 
 
 def run_lm_eval(req: EvalRequest, tasks: list[str], task_dir: Path, chat_template: bool, task_limits: dict | None = None):
@@ -137,14 +142,12 @@ def run_lm_eval(req: EvalRequest, tasks: list[str], task_dir: Path, chat_templat
     tm = TaskManager(include_path=str(task_dir), include_defaults=False)
     model, model_args, run_args = lm_eval_model(req)
     logging.getLogger("lm_eval").setLevel(logging.ERROR if not os.environ.get("HARNESS_DEBUG") else logging.INFO)
-    samples = task_samples(tasks, task_dir, req.limit, task_limits or {})
-    out = simple_evaluate(
-        model=model, model_args=model_args, tasks=list(tasks), limit=None if samples else req.limit, samples=samples,
-        task_manager=tm, log_samples=True,
+    outs = [simple_evaluate(
+        model=model, model_args=model_args, tasks=group, limit=limit, task_manager=tm, log_samples=True,
         apply_chat_template=chat_template, fewshot_as_multiturn=chat_template, fewshot_random_seed=FEWSHOT_SEED,
         **run_args,
-    )
-    return out, model, model_args, run_args
+    ) for limit, group in limit_groups(list(tasks), req.limit, task_limits or {})]
+    return _merge(outs), model, model_args, run_args
 
 
 FEWSHOT_SEED = 1234  # lm-eval's default, pinned: the few-shot draw is part of the result's conventions

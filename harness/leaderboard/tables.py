@@ -117,11 +117,6 @@ class Results:
         return (self.items.get((run_id, col["benchmark"])) or {}).get(f"{col['task']}:{col['metric']}")
 
 
-def run_values(records: list[dict], run_id: str, columns: list[dict]) -> list[float | None]:
-    res = Results(records)
-    return [res.value(run_id, c) for c in columns]
-
-
 @dataclass
 class Cell:
     value: float | None
