@@ -4,13 +4,16 @@ from __future__ import annotations
 from harness.commands import registrar
 
 
-def add_eval_arguments(p, *, model: bool = True) -> None:
+def add_eval_arguments(p, *, model: bool = True, benchmarks_default: str | None = "openllm",
+                       benchmarks_help: str = "Comma-separated benchmarks (default: openllm).") -> None:
     if model:
         p.add_argument("--model", required=True, help="Checkpoint to evaluate: a local directory (a trained run's output) or a hub id.")
         p.add_argument("--run-id", help="Name of this run in results/ (default: METHOD-FINGERPRINT).")
         p.add_argument("--output", default="results", help="Results directory (default: results).")
-    p.add_argument("--benchmarks", default="openllm", help="Comma-separated benchmarks (default: openllm).")
-    p.add_argument("--tasks", help="Comma-separated subset of a benchmark's tasks, e.g. arc_challenge,gsm8k.")
+    p.add_argument("--benchmarks", default=benchmarks_default, help=benchmarks_help + " Also: arithmetic (held-out "
+                   "arithmetic, exact match), preference_heldout (held-out preference pairs: accuracy and log-prob "
+                   "changes against the base).")
+    p.add_argument("--tasks", help="Comma-separated subset of the Open LLM tasks, e.g. arc_challenge,gsm8k.")
     p.add_argument("--limit", type=int, help="Documents per task: for smoke runs; results are marked as such.")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"], help="Inference backend (default: hf).")
     p.add_argument("--eval-batch-size", type=int, default=8, help="Batch size for the hf backend.")

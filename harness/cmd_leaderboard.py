@@ -19,6 +19,8 @@ def _leaderboard(args) -> int:
         return 2
     for p in out["problems"]:
         print(f"skipped: {p}")
+    for p in out["removed"]:
+        print(f"removed {p}: its runs were replaced by newer runs of the same configuration")
     print(f"wrote {len(out['written'])} files into {args.output}")
     return 0
 

@@ -2,7 +2,9 @@
 and regenerate the leaderboard, in one command with one progress bar.
 
 With no other arguments it runs the embedded CPU default: the tiny base model, the
-generated arithmetic preference pairs and the local Open LLM tasks with a small --limit.
+generated arithmetic preference pairs, the local Open LLM tasks with a small --limit, the
+held-out arithmetic task and the held-out preference pairs (both in full). At the end it
+prints the method comparison tables of the runs it evaluated and where the files are.
 Judged benchmarks (mtbench, alpacaeval, arenahard) run only when named in --benchmarks; they are
 judged when --judge-model (and its API key) is given, else their answers are saved and the scores
 recorded as null with the reason.
@@ -15,6 +17,12 @@ from pathlib import Path
 from harness.commands import registrar
 
 TINY_LIMIT = 32  # documents per task (questions for judged benchmarks) for the tiny default: minutes on 2 CPU cores
+# Open LLM tasks with their own limit in the tiny default: MMLU's is per subject (57 of them), the bulk of the time.
+TINY_TASK_LIMITS = {"mmlu": 8}
+# Benchmarks the tiny default runs in full (seconds each): the ones it can move, sized to show a difference.
+TINY_FULL = ("arithmetic", "preference_heldout")
+DEFAULT_BENCHMARKS = "openllm,arithmetic,preference_heldout"  # with the default (arithmetic) preference data
+PRINTED_TABLES = ("method_comparison/", "heldout/")
 TINY_MAX_NEW_TOKENS = 64  # answer length cap for judged benchmarks on the tiny model (a 512-token context)
 
 
@@ -75,12 +83,13 @@ def _train_and_eval(args) -> int:
     log = Path(args.runs_dir) / "harness.log"
     start = time.perf_counter()
     summary: list[str] = []
+    run_ids: list[str] = []
     if args.seeds < 1:
         print("error: --seeds must be at least 1", file=sys.stderr)
         return 2
     try:
         with quiet(log, verbose=args.verbose):
-            written, out = _phases(args, summary)
+            written, out = _phases(args, summary, run_ids)
     except (InvalidResults, KeyError, ValueError, FileNotFoundError, ImportError, JudgeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -92,7 +101,7 @@ def _train_and_eval(args) -> int:
     for line in summary:
         print(f"  {line}")
     print_unavailable(written)
-    print(f"results in {args.results}/, {len(out['written'])} leaderboard files in {args.leaderboards}/")
+    print_summary(out, run_ids, args.results, args.leaderboards)
     if not args.verbose:
         print(f"other libraries' messages: {log}")
     return INCOMPLETE_EXIT if report_incomplete(written) else 0
@@ -120,7 +129,7 @@ def training_jobs(args, root: Path) -> list:
     return jobs
 
 
-def _phases(args, summary: list[str]):
+def _phases(args, summary: list[str], run_ids: list[str]):
     """One progress bar per phase: evaluate base, then per run train (the trainer's bars) and evaluate."""
     import dataclasses
     import sys
@@ -133,10 +142,16 @@ def _phases(args, summary: list[str]):
     from harness.leaderboard import regenerate
 
     args.model = args.model or "tiny"
-    tiny = args.model == "tiny"
-    if args.limit is None and tiny and not args.full:
+    tiny = args.model == "tiny" and not args.full
+    limits: dict = {}  # benchmark -> limit, where it differs from --limit
+    task_limits = None
+    if args.limit is None and tiny:
         args.limit = TINY_LIMIT
-    if args.max_new_tokens is None and tiny and not args.full:
+        limits = {b: None for b in TINY_FULL}
+        task_limits = TINY_TASK_LIMITS
+    if args.benchmarks is None:
+        args.benchmarks = "openllm" if args.data else DEFAULT_BENCHMARKS
+    if args.max_new_tokens is None and tiny:
         args.max_new_tokens = TINY_MAX_NEW_TOKENS
     benches = [b for b in args.benchmarks.split(",") if b]
     root = Path(args.runs_dir)
@@ -147,8 +162,9 @@ def _phases(args, summary: list[str]):
     if args.data:  # bad data fails here, in seconds, before any model is built or evaluated
         load_preference_data(args.data, skip_invalid=args.skip_invalid)
     base = resolve_model(args.model)
+    evaluate = dict(benches=benches, summary=summary, run_ids=run_ids, limits=limits, task_limits=task_limits)
     if not args.no_base:
-        written += _evaluate(args, base, "base", benches, summary)
+        written += _evaluate(args, base, "base", **evaluate)
     for cfg in jobs:
         label = cfg.method if args.seeds == 1 else f"{cfg.method} seed {cfg.seed}"
         t0 = time.perf_counter()
@@ -161,8 +177,7 @@ def _phases(args, summary: list[str]):
                 print(f"note: {e}; training {label} afresh", file=sys.stderr)
                 get_method(cfg.method).train(dataclasses.replace(cfg, resume=False))
             summary.append(f"train {label}: {time.perf_counter() - t0:.0f} s{_last_metrics(cfg.output)} -> {cfg.output}")
-        written += _evaluate(args, cfg.output, cfg.method, benches, summary,
-                             seed=cfg.seed if args.seeds > 1 else None)
+        written += _evaluate(args, cfg.output, cfg.method, seed=cfg.seed if args.seeds > 1 else None, **evaluate)
     out = regenerate(args.results, args.leaderboards)
     return written, out
 
@@ -176,8 +191,10 @@ def _last_metrics(output: str) -> str:
     return f", final loss {row['loss']:.4f}, reward accuracy {row['rewards/accuracies']:.2f}"
 
 
-def _evaluate(args, model: str, method: str, benches: list[str], summary: list[str], seed: int | None = None) -> list:
-    """Evaluate one model, one bar tick per benchmark; earlier results with the same settings are reused."""
+def _evaluate(args, model: str, method: str, *, benches: list[str], summary: list[str], run_ids: list[str],
+              limits: dict, task_limits: dict | None, seed: int | None = None) -> list[Path]:
+    """Evaluate one model, one bar tick per benchmark; earlier results with the same settings are reused.
+    Benchmarks in ``limits`` run with their own limit instead of --limit, Open LLM tasks in ``task_limits`` with theirs."""
     import time
 
     from tqdm.auto import tqdm
@@ -193,10 +210,33 @@ def _evaluate(args, model: str, method: str, benches: list[str], summary: list[s
     written = []
     label = method if seed is None else f"{method} seed {seed}"
     for b in tqdm(benches, desc=f"evaluate {label}", unit="benchmark", file=terminal(), disable=args.progress is False):
-        written += evaluate_model(model, [b], args.results, run=run, request=request_from_args(args, model),
-                                  skip_existing=True)
+        request = request_from_args(args, model)
+        if task_limits:
+            request.options["task_limits"] = dict(task_limits)
+        if b in limits:
+            request.limit = limits[b]
+        written += evaluate_model(model, [b], args.results, run=run, request=request, skip_existing=True)
+    run_ids.append(run["run_id"])
     summary.append(f"evaluate {label}: {time.perf_counter() - t0:.0f} s -> {args.results}/{run['run_id']}/")
     return written
+
+
+def print_summary(out: dict, run_ids: list[str], results: str, leaderboards: str) -> None:
+    """The comparison tables holding this invocation's runs, then where every file is."""
+    from harness.leaderboard.render import markdown
+
+    shown = []
+    for table in out.get("tables", []):
+        if table.name.startswith(PRINTED_TABLES) and set(table.run_ids) & set(run_ids):
+            print()
+            print(markdown(table), end="")
+            shown.append(table.name)
+    print()
+    print(f"results: {results}/ ({', '.join(f'{r}/' for r in run_ids)})")
+    print(f"leaderboards: {len(out['written'])} files in {leaderboards}/"
+          + (f"; the tables above: {', '.join(f'{leaderboards}/{n}.md' for n in shown)}" if shown else ""))
+    if out.get("removed"):
+        print(f"removed {len(out['removed'])} stale table files of replaced runs")
 
 
 @registrar
@@ -211,12 +251,15 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, default=1,
                    help="Train each method with this many seeds (seed, seed+1, ...): one run directory and result per "
                         "seed, grouped in the tables (default 1).")
-    add_eval_arguments(p, model=False)
+    add_eval_arguments(p, model=False, benchmarks_default=None,
+                       benchmarks_help=f"Comma-separated benchmarks (default: {DEFAULT_BENCHMARKS} with the default "
+                                       "preference data, else openllm).")
     p.add_argument("--runs-dir", default="runs/train-and-eval",
                    help="Where trained models go, one folder per method (per method and seed with --seeds).")
     p.add_argument("--results", default="results", help="Results directory (default: results).")
     p.add_argument("--leaderboards", default="leaderboards", help="Leaderboard output directory (default: leaderboards).")
     p.add_argument("--no-base", action="store_true", help="Do not evaluate the untrained base model.")
-    p.add_argument("--full", action="store_true", help=f"No default --limit (default {TINY_LIMIT}) or --max-new-tokens "
-                                                       f"(default {TINY_MAX_NEW_TOKENS}) for the tiny model.")
+    p.add_argument("--full", action="store_true", help=f"No default --limit (default {TINY_LIMIT}, MMLU {TINY_TASK_LIMITS['mmlu']} per subject; "
+                                                       f"{' and '.join(TINY_FULL)} always run in full) or "
+                                                       f"--max-new-tokens (default {TINY_MAX_NEW_TOKENS}) for the tiny model.")
     p.set_defaults(func=_train_and_eval)

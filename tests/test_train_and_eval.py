@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def test_train_and_eval_dpo_then_rerun_reuses(tiny_model, data_dir, tmp_path):
+def test_train_and_eval_dpo_then_rerun_reuses(tiny_model, data_dir, tmp_path, capsys):
     from harness.cli import main
     from harness.results import read_result
 
@@ -11,6 +11,16 @@ def test_train_and_eval_dpo_then_rerun_reuses(tiny_model, data_dir, tmp_path):
             "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
             "--leaderboards", str(tmp_path / "lb")]
     assert main(args) == 0
+    out = capsys.readouterr().out
+    # The end of the job: the comparison tables of its runs, then where the files are.
+    assert "# Method comparison: base tiny" in out and "# Held-out arithmetic and preference pairs" in out
+    assert out.count("| base | base-") == 2 and out.count("| dpo | dpo-") == 2
+    assert f"results: {tmp_path / 'results'}/ (base-" in out and f"files in {tmp_path / 'lb'}/" in out
+    assert str(tmp_path / "lb" / "method_comparison") in out
+    # Default data: the held-out benchmarks ran beside the Open LLM tasks, with --limit 2 as asked.
+    for bench in ("arithmetic", "preference_heldout"):
+        recs = [read_result(p) for p in (tmp_path / "results").glob(f"*/{bench}.json")]
+        assert len(recs) == 2 and all(r["scores"][0]["n"] == 2 for r in recs)
     results = sorted((tmp_path / "results").glob("*/openllm.json"))
     recs = {read_result(p)["run"]["method"]: read_result(p) for p in results}
     assert set(recs) == {"base", "dpo"}
@@ -74,7 +84,8 @@ def test_train_and_eval_with_judged_benchmark(tiny_model, data_dir, tmp_path, mo
     assert dpo["hyperparameters"]["beta"] == 0.1 and dpo["budget"]["steps"] == 2 and dpo["data_fingerprint"]
     table = (tmp_path / "lb" / "judged.csv").read_text().splitlines()
     assert sorted(r.split(",")[1] for r in table[1:]) == ["base", "dpo"]
-    assert all(r.split(",")[3:6] == ["9.00", "6.00", "7.50"] for r in table[1:])
+    assert all([c.split(" ± ")[0] for c in r.split(",")[3:6]] == ["9.00", "6.00", "7.50"] for r in table[1:])
+    assert all(" ± " in c for r in table[1:] for c in r.split(",")[3:6])  # every measured cell shows its error
 
     for p in [*tmp_path.rglob("*")]:
         assert not p.is_file() or key.encode() not in p.read_bytes(), p

@@ -12,7 +12,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-BENCHMARK_MODULES = ["harness.evaluation.openllm", "harness.evaluation.judged"]
+BENCHMARK_MODULES = ["harness.evaluation.openllm", "harness.evaluation.arithmetic", "harness.evaluation.preference_heldout",
+                     "harness.evaluation.judged"]
 
 
 @dataclass

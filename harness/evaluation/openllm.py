@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from harness.evaluation import BenchmarkOutput, EvalRequest, register_benchmark
-from harness.evaluation.openllm_tasks import HUB_SOURCES, OFFLINE_SOURCES, OPENLLM_V1, TASKS, prepare_tasks
+from harness.evaluation.openllm_tasks import (HUB_SOURCES, OFFLINE_SOURCES, OPENLLM_V1, SAME_SPLIT_FEWSHOT, TASKS,
+                                             prepare_tasks)
 
 
 def lm_eval_model(req: EvalRequest) -> tuple[str, dict, dict]:
@@ -90,29 +91,92 @@ def mmlu_scores(results: dict, n_samples: dict, n_shot: dict) -> tuple[list[dict
     return rows, len(subjects)
 
 
-def _raw(out: dict) -> dict:
-    # lm-eval's own output minus the task configs (they hold lm-eval's prompt texts; the versions pin them).
-    return {k: v for k, v in out.items() if k not in ("configs", "samples")}
+def _raw(out: dict, specs) -> dict:
+    # lm-eval's own output minus the task configs and samples (they hold prompt and benchmark texts; the
+    # versions pin them), plus each document's score for the leaderboard's paired bootstrap.
+    raw = {k: v for k, v in out.items() if k not in ("configs", "samples")}
+    raw["per_item"] = per_item_scores(out, specs)
+    return raw
 
 
-@register_benchmark("openllm")
-def run_openllm(req: EvalRequest) -> BenchmarkOutput:
+def per_item_scores(out: dict, specs) -> dict:
+    """{"task:metric": [[doc_id, score], ...]} from lm-eval's logged samples (documents in doc_id order).
+
+    MMLU's key holds every subject's documents as "subject/doc_id": the leaderboard resamples within subjects.
+    """
+    samples = out.get("samples") or {}
+    items = {}
+    for spec in specs:
+        names = sorted(t for t in samples if t.startswith("mmlu_")) if spec.name == "mmlu" else [spec.name]
+        rows = []
+        for task in names:
+            prefix = f"{task[len('mmlu_'):]}/" if spec.name == "mmlu" else ""
+            for s in samples.get(task) or []:
+                if s.get("filter", "none") != spec.filter or spec.metric not in s:
+                    continue
+                v = number(s[spec.metric])
+                rows.append([f"{prefix}{s['doc_id']}" if prefix else s["doc_id"], v])
+        if rows:
+            items[f"{spec.name}:{spec.metric}"] = sorted(rows, key=_doc_order)
+    return items
+
+
+def _doc_order(row) -> tuple[str, int]:
+    group, _, num = str(row[0]).rpartition("/")
+    return group, int(num)
+
+
+def limit_groups(tasks: list[str], limit: int | None, task_limits: dict) -> list[tuple[int | None, list[str]]]:
+    """Tasks batched by their document limit (MMLU's is per subject): one lm-eval call per distinct limit."""
+    groups: dict[int | None, list[str]] = {}
+    for t in tasks:
+        groups.setdefault(task_limits.get(t, limit) if limit is not None else None, []).append(t)
+    return sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+def _merge(outs: list[dict]) -> dict:
+    """Several simple_evaluate outputs (disjoint tasks) as one: per-task dicts are joined."""
+    merged = dict(outs[0])
+    for o in outs[1:]:
+        for k, v in o.items():
+            if isinstance(v, dict) and isinstance(merged.get(k), dict):
+                merged[k] = {**merged[k], **v}
+    return merged
+
+
+def run_lm_eval(req: EvalRequest, tasks: list[str], task_dir: Path, chat_template: bool, task_limits: dict | None = None):
+    """simple_evaluate over our task directory only; returns (output, model, model_args, run_args)."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    from align.cache import cache_root
-
-    tasks = req.tasks or [t.name for t in OPENLLM_V1]
-    task_dir = prepare_tasks(tasks, req.data_dir, cache_root())
     # Only our wrappers are indexed: indexing all of lm-eval's tasks costs seconds per run.
     tm = TaskManager(include_path=str(task_dir), include_defaults=False)
     model, model_args, run_args = lm_eval_model(req)
     logging.getLogger("lm_eval").setLevel(logging.ERROR if not os.environ.get("HARNESS_DEBUG") else logging.INFO)
-    out = simple_evaluate(
-        model=model, model_args=model_args, tasks=list(tasks), limit=req.limit, task_manager=tm, log_samples=False,
-        apply_chat_template=req.chat_template, fewshot_as_multiturn=req.chat_template, **run_args,
-    )
+    outs = [simple_evaluate(
+        model=model, model_args=model_args, tasks=group, limit=limit, task_manager=tm, log_samples=True,
+        apply_chat_template=chat_template, fewshot_as_multiturn=chat_template, fewshot_random_seed=FEWSHOT_SEED,
+        **run_args,
+    ) for limit, group in limit_groups(list(tasks), req.limit, task_limits or {})]
+    return _merge(outs), model, model_args, run_args
+
+
+FEWSHOT_SEED = 1234  # lm-eval's default, pinned: the few-shot draw is part of the result's conventions
+
+
+@register_benchmark("openllm")
+def run_openllm(req: EvalRequest) -> BenchmarkOutput:
+    from align.cache import cache_root
+
+    tasks = req.tasks or [t.name for t in OPENLLM_V1]
+    task_dir = prepare_tasks(tasks, req.data_dir, cache_root())
+    task_limits = {t: n for t, n in (req.options.get("task_limits") or {}).items() if t in tasks}
+    unknown = sorted(set(req.options.get("task_limits") or {}) - set(TASKS))
+    if unknown:
+        raise KeyError(f"task limit for unknown Open LLM task(s) {unknown}; known: {', '.join(TASKS)}")
+    out, model, model_args, run_args = run_lm_eval(req, tasks, task_dir, req.chat_template, task_limits)
     results, n_samples, n_shot = out["results"], out.get("n-samples", {}), out.get("n-shot", {})
+    offline = req.data_dir is not None
     scores, n_subjects = [], None
     for spec in OPENLLM_V1:
         if spec.name not in tasks:
@@ -125,7 +189,6 @@ def run_openllm(req: EvalRequest) -> BenchmarkOutput:
         if spec.name == "gsm8k":
             flex = type(spec)(spec.name, spec.column, spec.shots, "exact_match", "flexible-extract")
             scores.append({**task_score(results, n_samples, n_shot, flex), "metric": "exact_match_flexible_extract"})
-    offline = req.data_dir is not None
     sources = {t: (OFFLINE_SOURCES[t] if offline else f"hub:{HUB_SOURCES[t]}") for t in tasks}
     conventions = {
         "suite": "Open LLM Leaderboard v1 (lm-eval)",
@@ -135,16 +198,36 @@ def run_openllm(req: EvalRequest) -> BenchmarkOutput:
                         "the 'acc_weighted_by_size' row" if "mmlu" in tasks else None,
         "mmlu_subjects": n_subjects,
         "gsm8k_filter": "strict-match ('#### N'); flexible-extract kept as a second row" if "gsm8k" in tasks else None,
-        "truthfulqa": "mc2 (lm-eval reports it as 'acc')" if "truthfulqa_mc2" in tasks else None,
+        "truthfulqa": "mc2 (lm-eval reports it as 'acc'), computed in log space: exp(logsumexp(ll_true) - "
+                      "logsumexp(ll_all)); equal to lm-eval's exp-then-normalise wherever that is finite, and defined "
+                      "where it underflows to 0/0" if "truthfulqa_mc2" in tasks else None,
+        "fewshot_seed": FEWSHOT_SEED,
+        "fewshot_source": {t: f"the scored split itself ('{SAME_SPLIT_FEWSHOT[t]}'), seeded, never the scored item: "
+                              "close to, not identical with, the leaderboard's" for t in tasks
+                           if offline and t in SAME_SPLIT_FEWSHOT} or None,
         "chat_template": bool(req.chat_template),
         "fewshot_as_multiturn": bool(req.chat_template),
         "limit": req.limit,
+        "task_limits": ({t: (f"{n} per subject" if t == "mmlu" else n) for t, n in task_limits.items()}
+                        if req.limit is not None and task_limits else None),
         "data_sources": sources,
         "comparable_to_published": req.limit is None and not offline,
+        "settings": _settings(req),
     }
     backend = {"name": req.backend, "lm_eval_model": model,
                "model_args": {k: v for k, v in model_args.items() if k != "pretrained"}, **run_args}
-    return BenchmarkOutput(scores=scores, conventions=conventions, backend=backend, raw=_raw(out))
+    return BenchmarkOutput(scores=scores, conventions=conventions, backend=backend,
+                           raw=_raw(out, [s for s in OPENLLM_V1 if s.name in tasks]))
+
+
+def _settings(req: EvalRequest) -> dict:
+    # What must match for an existing result to be reused (harness.evaluation.runner).
+    return {"limit": req.limit, "chat_template": bool(req.chat_template), "tasks": req.tasks,
+            "task_limits": req.options.get("task_limits") if req.limit is not None else None,
+            "data_dir": req.data_dir is not None, "mc2": "log-space", "fewshot_seed": FEWSHOT_SEED}
+
+
+run_openllm.settings = _settings
 
 
 def default_data_dir(prefer_local: bool = False) -> str | None:

@@ -3,9 +3,15 @@
 Every task here is a thin wrapper that ``include``s lm-eval's own installed task
 file (prompts, metrics and filters stay lm-eval's) and pins the leaderboard's
 shot count. Online, the wrapper keeps lm-eval's hub dataset. Offline, it points
-``dataset_path: json`` at local files: MMLU, GSM8K and TruthfulQA converted from
-the data directory (HARNESS_DATA_DIR), and the project's own small fixtures for
-ARC, HellaSwag and Winogrande, which are not available offline.
+``dataset_path: json`` at local files converted from the data directory
+(HARNESS_DATA_DIR): MMLU, GSM8K, TruthfulQA, ARC-Challenge (test) and WinoGrande
+(dev); HellaSwag, not available offline, uses the project's own small fixture.
+ARC and WinoGrande have no train split offline: their few-shot examples are drawn
+from the scored split itself, seeded, never the scored item (lm-eval excludes the
+document when the few-shot split is the test split).
+
+TruthfulQA MC2 is computed in log space (``harness.evaluation.metrics.mc2``) so it
+is defined for every model; the arithmetic task lives in ``harness.evaluation.arithmetic``.
 """
 from __future__ import annotations
 
@@ -44,13 +50,18 @@ TASKS = {t.name: t for t in OPENLLM_V1}
 
 # Where each task's data comes from when offline (recorded in every result).
 OFFLINE_SOURCES = {
-    "arc_challenge": "project fixture (authored items in the upstream schema; not the real benchmark)",
+    "arc_challenge": "HARNESS_DATA_DIR/arc_challenge/ARC-Challenge-Test.jsonl (the real test split; few-shot "
+                     "examples from the same split, never the scored item: close to, not identical with, the "
+                     "leaderboard's)",
     "hellaswag": "project fixture (authored items in the upstream schema; not the real benchmark)",
-    "winogrande": "project fixture (authored items in the upstream schema; not the real benchmark)",
+    "winogrande": "HARNESS_DATA_DIR/winogrande/dev.jsonl (the real dev split lm-eval scores; few-shot examples from "
+                  "the same split, never the scored item: close to, not identical with, the leaderboard's)",
     "mmlu": "HARNESS_DATA_DIR/mmlu (hendrycks/test CSVs: dev for shots, test for scoring)",
     "gsm8k": "HARNESS_DATA_DIR/gsm8k (train for shots, test for scoring)",
     "truthfulqa_mc2": "HARNESS_DATA_DIR/truthfulqa/TruthfulQA.csv (MC2 targets built from Correct/Incorrect Answers)",
 }
+# Tasks whose few-shot examples come from the scored split offline (no train split in the data directory).
+SAME_SPLIT_FEWSHOT = {"arc_challenge": "test", "winogrande": "validation"}
 HUB_SOURCES = {"arc_challenge": "allenai/ai2_arc", "hellaswag": "Rowan/hellaswag", "winogrande": "allenai/winogrande",
                "mmlu": "cais/mmlu", "gsm8k": "openai/gsm8k", "truthfulqa_mc2": "truthfulqa/truthful_qa"}
 
@@ -113,6 +124,55 @@ def truthfulqa_rows(csv_path: Path) -> list[dict]:
     return out
 
 
+def arc_rows(path: Path) -> list[dict]:
+    """Upstream ARC JSONL (question{stem, choices[{text,label}]}, answerKey) -> allenai/ai2_arc rows."""
+    out = []
+    for line_no, rec in _json_lines(path):
+        try:
+            q = rec["question"]
+            stem, choices, key = q["stem"], q["choices"], rec["answerKey"]
+            texts, labels = [c["text"] for c in choices], [c["label"] for c in choices]
+        except (KeyError, TypeError) as e:
+            raise DataFileError(f"{path}: line {line_no}: field {e} is missing (ARC: id, question.stem, "
+                                "question.choices[].text/label, answerKey)") from None
+        if key not in labels:
+            raise DataFileError(f"{path}: line {line_no}: field 'answerKey': {key!r} is not one of {labels}")
+        out.append({"id": rec.get("id", str(line_no)), "question": stem, "choices": {"text": texts, "label": labels},
+                    "answerKey": key})
+    return out
+
+
+def winogrande_rows(path: Path) -> list[dict]:
+    """WinoGrande JSONL (qID, sentence, option1, option2, answer): checked, kept in lm-eval's (the hub's) schema."""
+    out = []
+    for line_no, rec in _json_lines(path):
+        for field in ("sentence", "option1", "option2", "answer"):
+            if not isinstance(rec.get(field), str):
+                raise DataFileError(f"{path}: line {line_no}: field '{field}' is missing or not a string")
+        if rec["answer"] not in ("1", "2"):
+            raise DataFileError(f"{path}: line {line_no}: field 'answer': {rec['answer']!r} is not '1' or '2'")
+        if "_" not in rec["sentence"]:
+            raise DataFileError(f"{path}: line {line_no}: field 'sentence': no '_' blank")
+        out.append({k: rec[k] for k in ("qID", "sentence", "option1", "option2", "answer") if k in rec})
+    return out
+
+
+def _json_lines(path: Path):
+    if not path.is_file():
+        raise DataFileError(f"{path}: not found (HARNESS_DATA_DIR layout: see README)")
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFileError(f"{path}: line {line_no}: not JSON: {e.msg}") from None
+            if not isinstance(rec, dict):
+                raise DataFileError(f"{path}: line {line_no}: not a JSON object")
+            yield line_no, rec
+
+
 def _split(cell: str) -> list[str]:
     seen, out = set(), []
     for a in (x.strip() for x in cell.split(";")):
@@ -129,7 +189,7 @@ def mmlu_subjects(data_dir: Path) -> list[str]:
 def _source_key(data_dir: Path) -> str:
     """Changes when any source file changes, so converted copies are rebuilt."""
     h = hashlib.sha256(str(data_dir.resolve()).encode())
-    for sub in ("mmlu", "gsm8k", "truthfulqa"):
+    for sub in ("mmlu", "gsm8k", "truthfulqa", "arc_challenge", "winogrande"):
         for p in sorted((data_dir / sub).rglob("*")):
             if p.is_file():
                 st = p.stat()
@@ -153,13 +213,38 @@ def write_task_dir(out_dir: Path, tasks: list[str], data_dir: Path | None) -> Pa
         cfg = {"include": str(upstream / spec.upstream), "task": name, "num_fewshot": spec.shots}
         if data_dir is not None:
             cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": _offline_files(name, data_dir, conv)})
-        _write_atomic(out_dir / f"{name}.yaml", yaml.safe_dump(cfg, sort_keys=True))
+            if name in SAME_SPLIT_FEWSHOT:
+                # Only the scored split exists: it is the test split and the few-shot split, so lm-eval leaves
+                # the scored document out of its own context (samplers.ContextSampler.rm_eval_doc).
+                split = SAME_SPLIT_FEWSHOT[name]
+                cfg.update(training_split=None, validation_split=None, test_split=split, fewshot_split=split)
+        text = yaml.safe_dump(cfg, sort_keys=True)
+        if name == "truthfulqa_mc2":
+            text += MC2_HOOK
+            _write_atomic(out_dir / f"{MC2_MODULE}.py", MC2_SHIM)
+        _write_atomic(out_dir / f"{name}.yaml", text)
     return out_dir
 
 
+# lm-eval resolves `!function module.fn` to a file beside the YAML: a one-line shim into our metric.
+MC2_MODULE = "harness_mc2"
+MC2_HOOK = f"process_results: !function {MC2_MODULE}.process_results_mc2\n"
+MC2_SHIM = "from harness.evaluation.metrics import process_results_mc2  # noqa: F401\n"
+
+
 def _offline_files(name: str, data_dir: Path, conv: Path) -> dict:
-    if name in ("arc_challenge", "hellaswag", "winogrande"):
+    if name == "hellaswag":
         return {p.stem: str(p) for p in sorted((FIXTURES / name).glob("*.jsonl"))}
+    if name == "arc_challenge":
+        target = conv / "arc_challenge_test.jsonl"
+        if not target.exists():
+            _write_atomic(target, _jsonl(arc_rows(data_dir / "arc_challenge" / "ARC-Challenge-Test.jsonl")))
+        return {"test": str(target)}
+    if name == "winogrande":
+        target = conv / "winogrande_dev.jsonl"
+        if not target.exists():
+            _write_atomic(target, _jsonl(winogrande_rows(data_dir / "winogrande" / "dev.jsonl")))
+        return {"validation": str(target)}
     if name == "gsm8k":
         return {"train": str(data_dir / "gsm8k" / "train.jsonl"), "test": str(data_dir / "gsm8k" / "test.jsonl")}
     if name == "truthfulqa_mc2":

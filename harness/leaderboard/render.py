@@ -58,7 +58,14 @@ def _numeric(cell: str) -> bool:
         return cell == "–"
 
 
-def bar_chart(t: Table, path: Path) -> None:
+NOT_COMPARABLE = "not comparable to published rows"
+
+
+def bar_figure(t: Table):
+    """The chart as a matplotlib figure: full (wrapped) title, a y-axis label, missing values marked as such,
+    and measured rows that are not comparable to published rows beside them hatched and labelled."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,15 +73,41 @@ def bar_chart(t: Table, path: Path) -> None:
 
     n_num = len(t.values[0]) if t.values else 0
     headers = t.headers[len(t.headers) - n_num :]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(headers) + 2), 4), dpi=100)
+    title = textwrap.wrap(t.title, 80, break_on_hyphens=False)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(headers) + 2), 4 + 0.2 * len(title)), dpi=100)
     width = 0.8 / max(1, len(t.values))
+    found = [v for vals in t.values for v in vals if v is not None]
+    top = max([0.0, *found])
+    bottom = min([0.0, *found])
+    marker_y = bottom + 0.02 * ((top - bottom) or 1.0)
+    flagged = set(t.not_comparable) if t.published else set()
     for i, (label, vals) in enumerate(zip(t.labels, t.values)):
         xs = [j + i * width for j in range(len(headers))]
-        ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=label)
+        shown = f"{label} ({NOT_COMPARABLE})" if label in flagged else label
+        ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=shown,
+                      hatch="//" if label in flagged else None)
+        for x, v in zip(xs, vals):
+            # A missing value and a real 0 both draw no bar: label each, so that neither reads as the other.
+            if v is None or v == 0:
+                ax.text(x, marker_y, "n/a" if v is None else "0", ha="center", va="bottom",
+                        rotation=90 if v is None else 0, fontsize=7, color="0.3")
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(headers))], headers)
-    ax.set_title(t.title if len(t.title) < 90 else t.title[:87] + "...", fontsize=9)
+    ax.set_ylabel(t.y_label)
+    ax.set_title("\n".join(title), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    notes = ["n/a: no value (see the table's notes); 0: a measured 0"] if any(v is None for vals in t.values for v in vals) else []
+    if flagged:
+        notes.append(f"hatched: measured smoke runs, {NOT_COMPARABLE}")
+    if notes:
+        fig.text(0.01, 0.01, "; ".join(notes), fontsize=7, ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.05 if notes else 0, 1, 1))
+    return fig
+
+
+def bar_chart(t: Table, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = bar_figure(t)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fig.savefig(tmp, format="png", metadata={"Software": None})  # no version stamp: stable bytes
     plt.close(fig)
