@@ -182,7 +182,7 @@ def test_resume_within_and_across_steps(sdpo_run, tiny_model, two_sources, tmp_p
 def test_cli_sdpo_with_dgpo(tiny_model, two_sources, tmp_path, capsys):
     from harness.cli import main
 
-    argv = ["train", "--method", "sdpo", "--sdpo-loss", "dgpo", "--sdpo-partition", "given", "--model", str(tiny_model),
+    argv = ["train", "--method", "sdpo", "--sdpo-loss", "dgpo", "--sdpo-partition", "given", "--model", str(tiny_model), "--recipe", "tiny",
             "--output", str(tmp_path / "o"), "--max-steps", "1", "--batch-size", "4", "--no-progress"]
     for spec in two_sources:
         argv += ["--data", spec]

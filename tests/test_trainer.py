@@ -52,11 +52,12 @@ def margin(model_dir, prefs, tiny_model):
 @pytest.mark.parametrize("method", ["dpo", "dpop", "dgpo"])
 def test_training_moves_preferences_and_writes_outputs(tiny_model, prefs, tmp_path, method):
     out = tmp_path / method
-    run = train(cfg(tiny_model, prefs, out, method=method, max_steps=8))
-    assert run["completed"] and run["steps"] == 8
+    # 12 steps: at 8, DPOP's rise (its penalty holds the chosen answer back) sat at 0.0997, on the threshold's edge
+    run = train(cfg(tiny_model, prefs, out, method=method, max_steps=12))
+    assert run["completed"] and run["steps"] == 12
     assert margin(out, prefs, tiny_model) > margin(tiny_model, prefs, tiny_model) + 0.1
     m = rows(out)
-    assert [r["step"] for r in m] == list(range(1, 9))
+    assert [r["step"] for r in m] == list(range(1, 13))
     for key in ("loss", "lr", "epoch", "logps/chosen", "logps/rejected", "logps/chosen_mean", "logps/rejected_mean",
                 "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "grad_norm", "tokens_per_s"):
         assert key in m[0], key

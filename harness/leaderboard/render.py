@@ -61,6 +61,19 @@ def _numeric(cell: str) -> bool:
 NOT_COMPARABLE = "not comparable to published rows"
 
 
+MAX_PLOTTED_PUBLISHED = 3  # a chart of dozens of paper rows is unreadable; the table keeps them all
+
+
+def _plotted_rows(t: Table) -> tuple[list[str], list[list], int]:
+    """Measured rows, then the first few complete published rows; how many published rows were left out."""
+    published = set(t.published)
+    measured = [(lab, v) for lab, v in zip(t.labels, t.values) if lab not in published]
+    complete = [(lab, v) for lab, v in zip(t.labels, t.values) if lab in published and None not in v]
+    kept = complete[:MAX_PLOTTED_PUBLISHED] if measured else complete[: 2 * MAX_PLOTTED_PUBLISHED]
+    rows = measured + kept
+    return [lab for lab, _ in rows], [v for _, v in rows], len(t.labels) - len(rows)
+
+
 def bar_figure(t: Table):
     """The chart as a matplotlib figure: full (wrapped) title, a y-axis label, missing values marked as such,
     and measured rows that are not comparable to published rows beside them hatched and labelled."""
@@ -73,15 +86,16 @@ def bar_figure(t: Table):
 
     n_num = len(t.values[0]) if t.values else 0
     headers = t.headers[len(t.headers) - n_num :]
+    labels, values, left_out = _plotted_rows(t)
     title = textwrap.wrap(t.title, 80, break_on_hyphens=False)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(headers) + 2), 4 + 0.2 * len(title)), dpi=100)
-    width = 0.8 / max(1, len(t.values))
-    found = [v for vals in t.values for v in vals if v is not None]
+    width = 0.8 / max(1, len(values))
+    found = [v for vals in values for v in vals if v is not None]
     top = max([0.0, *found])
     bottom = min([0.0, *found])
     marker_y = bottom + 0.02 * ((top - bottom) or 1.0)
     flagged = set(t.not_comparable) if t.published else set()
-    for i, (label, vals) in enumerate(zip(t.labels, t.values)):
+    for i, (label, vals) in enumerate(zip(labels, values)):
         xs = [j + i * width for j in range(len(headers))]
         shown = f"{label} ({NOT_COMPARABLE})" if label in flagged else label
         ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=shown,
@@ -95,7 +109,9 @@ def bar_figure(t: Table):
     ax.set_ylabel(t.y_label)
     ax.set_title("\n".join(title), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    notes = ["n/a: no value (see the table's notes); 0: a measured 0"] if any(v is None for vals in t.values for v in vals) else []
+    notes = ["n/a: no value (see the table's notes); 0: a measured 0"] if any(v is None for vals in values for v in vals) else []
+    if left_out:
+        notes.append(f"{left_out} more published rows in the table")
     if flagged:
         notes.append(f"hatched: measured smoke runs, {NOT_COMPARABLE}")
     if notes:
