@@ -31,7 +31,7 @@ class TrainConfig:
     model: str = "tiny"
     """Local path or hub id of the starting policy; 'tiny' is the embedded CPU default."""
     data: list[str] = field(default_factory=list)
-    """Preference data specs (align.data); empty means the generated arithmetic pairs."""
+    """Preference data (repeatable): a JSONL/JSON/Parquet file, NAME=FILE to name its source, or a hub dataset id (align.data). Empty: generated arithmetic pairs."""
     output: str = "runs/default"
     """Directory for the final model, metrics.jsonl, run.json and checkpoints/."""
     reference_model: str | None = None

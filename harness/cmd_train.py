@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import types
 import typing
 
 from harness.commands import registrar
@@ -23,7 +24,7 @@ LOSS_ARG_ALIASES = {"--beta": ("beta", "β of the loss (same as --loss-arg beta=
 def _flag_type(typ):
     """(argparse kwargs) for a TrainConfig field type."""
     args = [a for a in typing.get_args(typ) if a is not type(None)]
-    if typing.get_origin(typ) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+    if typing.get_origin(typ) in (typing.Union, types.UnionType) and len(args) == 1:  # X | None
         typ = args[0]
     origin = typing.get_origin(typ)
     if typ is bool:
@@ -31,7 +32,7 @@ def _flag_type(typ):
     if origin is typing.Literal:
         return {"choices": typing.get_args(typ)}
     if origin is list:
-        return {"action": "append", "metavar": "VALUE"}
+        return {"action": "append", "metavar": "SPEC"}
     return {"type": typ}
 
 
@@ -86,7 +87,7 @@ def add_train_arguments(p: argparse.ArgumentParser, methods: list[str], *, metho
                                     "ending in .yaml). Default: 'tiny' for the tiny model, else the method's paper recipe.")
     p.add_argument("--loss-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="A setting of the method's loss (repeatable); see the list below. A setting the loss does not "
-                        "take is an error.")
+                        "take is an error (with several methods: any of their losses).")
     for flag, (_, text) in LOSS_ARG_ALIASES.items():
         p.add_argument(flag, type=float, help=text)
     p.add_argument("--sdpo-loss", dest="inner_loss", metavar="LOSS",
@@ -136,8 +137,7 @@ def config_from_args(args, method: str, drop: tuple[str, ...] = (), **extra):
     recipe = args.recipe or default_recipe(args, method)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - set(SPECIAL_FIELDS) - set(drop)
     overrides = {n: getattr(args, n, None) for n in names}
-    overrides.update(extra)
-    overrides.setdefault("output", getattr(args, "output", None))
+    overrides.update(output=getattr(args, "output", None), **extra)
     cfg = build_config(recipe, method=method, loss=loss_args(args), **overrides)
     if int(os.environ.get("RANK", "0")) == 0 and cfg.progress:
         print(f"recipe: {cfg.recipe or 'none (TrainConfig defaults)'}", file=sys.stderr)

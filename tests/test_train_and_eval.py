@@ -89,3 +89,40 @@ def test_train_and_eval_with_judged_benchmark(tiny_model, data_dir, tmp_path, mo
 
     for p in [*tmp_path.rglob("*")]:
         assert not p.is_file() or key.encode() not in p.read_bytes(), p
+
+
+def test_method_lists_all_and_method_only_flags():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from align.methods import methods
+    from harness.cmd_train_and_eval import method_only_flags, selected_methods
+
+    assert selected_methods("all") == list(methods()) and "simpo" in selected_methods("all")
+    assert selected_methods("dpo,simpo,dgpo") == ["dpo", "simpo", "dgpo"]
+    with pytest.raises(ValueError, match="unknown method.*dpx"):
+        selected_methods("dpo,dpx")
+    args = SimpleNamespace(sdpo_steps=3, sdpo_partition=None, inner_loss=None)
+    with pytest.raises(ValueError, match="--sdpo-steps applies to method 'sdpo', which is not selected"):
+        method_only_flags(args, ["dpo"])
+    drops = method_only_flags(args, ["dpo", "sdpo"])
+    assert drops["dpo"] == ("sdpo_steps",) and drops["sdpo"] == ()
+
+
+def test_seeds_give_one_result_per_seed_with_a_shared_group(tiny_model, data_dir, tmp_path):
+    from harness.cli import main
+    from harness.results import read_result
+
+    assert main(["train-and-eval", "--method", "sft,simpo", "--seeds", "2", "--model", str(tiny_model), "--recipe",
+                 "tiny", "--max-steps", "1", "--no-base", "--tasks", "arc_challenge", "--limit", "1", "--data-dir",
+                 str(data_dir), "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+                 "--leaderboards", str(tmp_path / "lb")]) == 0
+    runs = [read_result(p)["run"] for p in (tmp_path / "results").glob("*/openllm.json")]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [("simpo", 42), ("simpo", 43), ("sft", 42), ("sft", 43)]
+    assert len({r["run_id"] for r in runs}) == 4
+    for m in ("sft", "simpo"):
+        assert len({r["group"] for r in runs if r["method"] == m}) == 1
+    assert {r["group"] for r in runs if r["method"] == "sft"} != {r["group"] for r in runs if r["method"] == "simpo"}
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["sft-seed42", "sft-seed43", "simpo-seed42",
+                                                                     "simpo-seed43"]

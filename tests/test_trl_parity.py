@@ -39,6 +39,18 @@ def _pairs(data_dir) -> list[PreferencePair]:
     return pairs + hh
 
 
+def _perturbed_policy(tiny_model, dtype):
+    """The tiny model plus fixed noise: policy != reference, so log-ratios and losses are non-trivial."""
+    from transformers import AutoModelForCausalLM
+
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_((torch.randn(p.shape, generator=gen) * 0.02).to(dtype))
+    return policy
+
+
 @pytest.fixture(scope="module", params=["float32", "bfloat16"])
 def setup(request, tiny_model, data_dir, tmp_path_factory):
     from datasets import Dataset
@@ -48,11 +60,7 @@ def setup(request, tiny_model, data_dir, tmp_path_factory):
     dtype = getattr(torch, request.param)
     tok = AutoTokenizer.from_pretrained(tiny_model)
     pairs = _pairs(data_dir)
-    policy = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # policy != reference, so log-ratios and the loss are non-trivial
-        for p in policy.parameters():
-            p.add_((torch.randn(p.shape, generator=gen) * 0.02).to(dtype))
+    policy = _perturbed_policy(tiny_model, dtype)
     rows = [{"prompt": p.prompt, "chosen": [{"role": "assistant", "content": p.chosen}],
              "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
     args = DPOConfig(output_dir=str(tmp_path_factory.mktemp("trl")), beta=BETA, per_device_train_batch_size=len(rows),
@@ -174,3 +182,185 @@ def test_tolerance_catches_a_missing_fp32_cast_and_a_mis_masked_prompt(setup):
         picked = torch.gather(lg, 2, tgt.masked_fill(~mask, 0).unsqueeze(-1)).squeeze(-1)
         no_cast = ((picked - torch.logsumexp(lg, -1)) * mask).sum(-1).float()
         assert (no_cast[:b] - trl_c).abs().max() > 1e-2
+
+
+# --------------------------------------------------- the comparison zoo vs TRL
+# Same tiny model, same batch, same token ids (TRL's own tokenisation and collation; our
+# ``sequence_logps`` and loss on them). TRL's CPO, ORPO and DPO-"sft" average the NLL over all
+# chosen tokens of a batch, ours per answer: equal on one pair, so TRL's side runs pair by pair
+# and the mean of its per-pair losses (and gradients) is compared with our batch mean.
+PARITY: dict[str, tuple[float, float]] = {}  # method -> (max |Δ loss|, max |Δ grad|), printed at the end
+
+
+def _grads(model):
+    return {n: p.grad.detach().float().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _trl_per_pair(model, batches, compute):
+    model.zero_grad(set_to_none=True)
+    total = 0.0
+    for inputs in batches:
+        loss = compute(inputs) / len(batches)
+        loss.backward()
+        total += loss.detach()
+    return total, _grads(model)
+
+
+def _ours(model, compute):
+    model.zero_grad(set_to_none=True)
+    loss = compute()
+    loss.backward()
+    return loss.detach(), _grads(model)
+
+
+def _compare(method, ours, theirs):
+    (lo, go), (lt, gt) = ours, theirs
+    assert go.keys() == gt.keys()
+    dl = abs(float(lo) - float(lt))
+    dg = max((go[k] - gt[k]).abs().max().item() for k in go)
+    PARITY[method] = (dl, dg)
+    print(f"TRL parity {method}: loss {float(lt):.6g}, max |d loss| {dl:.2e}, max |d grad| {dg:.2e}")
+    # relative for the loss: SLiC's hinge on summed log-probs is ~1e2 here, where fp32 resolves ~1e-5
+    assert dl <= TOL * max(1.0, abs(float(lt))) and dg <= TOL, f"{method}: loss diff {dl:.3g}, grad diff {dg:.3g}"
+    assert max(v.abs().max().item() for v in gt.values()) > 1e-4  # gradients are not trivially zero
+
+
+def _halves(model, input_ids, attention_mask, labels):
+    from align.logps import sequence_logps
+
+    logps, counts = sequence_logps(model(input_ids=input_ids, attention_mask=attention_mask).logits, labels)
+    b = logps.shape[0] // 2
+    return logps[:b], logps[b:], counts[:b], counts[b:]
+
+
+def _rows(pairs):
+    return [{"prompt": p.prompt, "chosen": [{"role": "assistant", "content": p.chosen}],
+             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+
+
+@pytest.mark.parametrize("loss_type", ["ipo", "sft"])
+def test_dpo_trainer_loss_types_match_ipo_and_sft(setup, loss_type):
+    """TRL's DPOTrainer ``ipo`` averages log-ratios per token: our ipo with per_token=true (τ = TRL's β)."""
+    from align.losses import get_loss
+
+    if setup["dtype"] != torch.float32:
+        pytest.skip("loss parity in fp32; the bf16 log-prob parity is tested above")
+    trainer, ours, model = setup["trainer"], setup["ours"], setup["trainer"].model
+    with torch.no_grad():
+        ref_c, ref_r, _, _ = concatenated_forward(setup["reference"], ours)
+    trainer.loss_types, trainer.loss_weights = [loss_type], [1.0]
+    try:
+        batches = [trainer.data_collator([{k: ex[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")}])
+                   for ex in setup["tokenized"]]
+        theirs = _trl_per_pair(model, batches, lambda b: trainer._compute_loss(model, b, return_outputs=False))
+    finally:
+        trainer.loss_types, trainer.loss_weights = ["sigmoid"], [1.0]
+    kw = {"tau": BETA, "per_token": True} if loss_type == "ipo" else {}
+
+    def mine():
+        c, r, nc, nr = concatenated_forward(model, ours)
+        return get_loss(loss_type).fn(PairLogps(c, r, nc, nr, ref_c, ref_r), **kw).losses.mean()
+
+    _compare(loss_type, _ours(model, mine), theirs)
+
+
+@pytest.fixture(scope="module")
+def fp32_policy_and_pairs(tiny_model, data_dir):
+    from transformers import AutoTokenizer
+
+    return _perturbed_policy(tiny_model, torch.float32), AutoTokenizer.from_pretrained(tiny_model), _pairs(data_dir)
+
+
+@pytest.mark.parametrize("method,trl_kw,ours_kw", [
+    ("cpo", dict(loss_type="sigmoid", beta=0.5, cpo_alpha=1.0), dict(beta=0.5, alpha=1.0)),
+    ("simpo", dict(loss_type="simpo", beta=2.5, simpo_gamma=1.0, cpo_alpha=0.0), dict(beta=2.5, gamma=1.0)),
+    ("slic", dict(loss_type="hinge", beta=1.0, cpo_alpha=1.0), dict(delta=1.0, nll_weight=1.0)),
+    ("orpo", dict(beta=0.7), dict(or_weight=0.7)),
+])
+def test_cpo_simpo_slic_orpo_match_trl(fp32_policy_and_pairs, tmp_path, method, trl_kw, ours_kw):
+    """TRL's CPOTrainer (sigmoid = CPO, simpo = SimPO without NLL, hinge = SLiC-HF with δ = 1/β) and ORPOTrainer
+    (whose NLL also covers the prompt tokens; ours, like the ORPO paper's L_SFT, only the answer)."""
+    from datasets import Dataset
+
+    from align.losses import get_loss
+
+    policy, tok, pairs = fp32_policy_and_pairs
+    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=len(pairs), max_length=4096, bf16=False,
+                  use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True)
+    if method == "orpo":
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer as Trainer
+
+        args = ORPOConfig(**common, **trl_kw)
+    else:
+        from trl.experimental.cpo import CPOConfig, CPOTrainer as Trainer
+
+        args = CPOConfig(**common, **trl_kw)
+    trainer = Trainer(model=policy, args=args, train_dataset=Dataset.from_list(_rows(pairs)), processing_class=tok)
+    model = trainer.model
+    model.train()
+    rows = list(trainer.train_dataset)
+    theirs = _trl_per_pair(model, [trainer.data_collator([row]) for row in rows],
+                           lambda b: trainer.compute_loss(model, b))
+    batch = trainer.data_collator(rows)
+    pad = trainer.padding_value if method == "orpo" else trainer.pad_token_id
+    cb = trainer.concatenated_inputs(batch, is_encoder_decoder=False, padding_value=pad, device=torch.device("cpu"))
+
+    def mine():
+        from align.logps import sequence_logps
+
+        ids, mask = cb["concatenated_input_ids"], cb["concatenated_attention_mask"]
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        logps, n = sequence_logps(logits, cb["concatenated_labels"])
+        b = logps.shape[0] // 2
+        loss = get_loss(method).fn(PairLogps(logps[:b], logps[b:], n[:b], n[b:]), **ours_kw).losses.mean()
+        if method == "orpo":
+            # TRL's ORPO takes the NLL over prompt + answer, ours (as the paper's L_SFT) over the answer:
+            # swap that one term to compare the rest exactly.
+            full, nf = sequence_logps(logits[:b], ids[:b].masked_fill(mask[:b] == 0, -100))
+            loss = loss + (logps[:b] / n[:b]).mean() - (full / nf).mean()
+        return loss
+
+    _compare(method, _ours(model, mine), theirs)
+
+
+def test_kto_matches_trl_on_paired_data(fp32_policy_and_pairs, tiny_model, tmp_path):
+    """TRL's KTOTrainer on the unpaired form of the batch (every chosen answer desirable, every rejected one
+    undesirable, one batch): its KL rows (completions rotated by one) are our mismatched pairs, its mean over
+    the 2B examples our mean over the B pairs of their two examples' mean."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import KTOConfig, KTOTrainer
+
+    from align.losses import get_loss
+
+    policy, tok, pairs = fp32_policy_and_pairs
+    rows = [{"prompt": p.prompt, "completion": [{"role": "assistant", "content": p.chosen}], "label": True} for p in pairs]
+    rows += [{"prompt": p.prompt, "completion": [{"role": "assistant", "content": p.rejected}], "label": False}
+             for p in pairs]
+    args = KTOConfig(output_dir=str(tmp_path), per_device_train_batch_size=len(rows), max_length=None, bf16=False,
+                     use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True, beta=0.1,
+                     desirable_weight=1.0, undesirable_weight=1.0, train_sampling_strategy="sequential")
+    trainer = KTOTrainer(model=policy, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+    model = trainer.model
+    model.train()
+    batch = trainer.data_collator(list(trainer.train_dataset))
+    assert batch["label"].tolist() == [True] * len(pairs) + [False] * len(pairs)
+    theirs = _trl_per_pair(model, [batch], lambda b: trainer._compute_loss(model, b, return_outputs=False))
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+
+    def split(m, prefix=""):
+        ids = batch[prefix + "input_ids"]
+        return _halves(m, ids, batch[prefix + "attention_mask"], ids.masked_fill(batch[prefix + "completion_mask"] == 0, -100))
+
+    with torch.no_grad():
+        ref = split(reference)
+        kl = split(model, "KL_")
+        ref_kl = split(reference, "KL_")
+
+    def mine():
+        c, r, nc, nr = split(model)
+        lp = PairLogps(c, r, nc, nr, ref[0], ref[1], kl[0], kl[1], ref_kl[0], ref_kl[1])
+        return get_loss("kto").fn(lp, beta=0.1).losses.mean()
+
+    assert float((kl[0] - ref_kl[0]).abs().max()) > 1e-3  # the KL estimate is not trivially 0
+    _compare("kto", _ours(model, mine), theirs)

@@ -22,8 +22,8 @@ def orpo_loss(
     """ORPO (Hong et al. 2024, Eqs. 6-7): NLL(y_w) − λ·log σ(log odds(y_w) − log odds(y_l)),
     odds(y) = P(y|x)/(1 − P(y|x)) with P = exp(per-token mean log π(y|x)).
 
-    NLL(y_w) = −log π(y_w|x)/|y_w|, as TRL's ORPOTrainer (which averages over all chosen tokens of a batch:
-    equal for one pair); TRL calls λ ``beta``.
+    NLL(y_w) = −log π(y_w|x)/|y_w| over the answer tokens. TRL 1.16's ORPOTrainer differs there: its NLL
+    covers prompt + answer tokens, averaged over the whole batch; its odds-ratio term is the same (λ is its ``beta``).
     """
     m_w, m_l = token_means(lp)
     log_odds = (m_w - m_l) - (log1mexp(m_w) - log1mexp(m_l))
