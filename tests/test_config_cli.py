@@ -58,7 +58,7 @@ def test_one_registry_for_every_method():
     assert not ms["dpo"].wraps_loss and ms["dpo"].recipe == "zephyr-dpo"
 
 
-def test_cli_rejects_settings_the_loss_does_not_take(capsys):
+def test_cli_rejects_settings_the_loss_does_not_take(capsys, tmp_path):
     from harness.cli import main
 
     for argv, message in [(["--method", "dpo", "--loss-arg", "gamma=1"],
@@ -66,7 +66,7 @@ def test_cli_rejects_settings_the_loss_does_not_take(capsys):
                           (["--method", "dpo", "--dpop-lambda", "10"], "does not accept setting dpop_lambda"),
                           (["--method", "dpo", "--sdpo-steps", "3"], "'sdpo_steps' belongs to method 'sdpo'"),
                           (["--method", "dgpo", "--loss-arg", "beta"], "--loss-arg 'beta': expected NAME=VALUE")]:
-        assert main(["train", *argv, "--output", "unused"]) == 2
+        assert main(["train", *argv, "--output", str(tmp_path / "unused")]) == 2
         assert message in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["train", "--method", "dpop", "--help"])
@@ -77,8 +77,8 @@ def test_cli_rejects_settings_the_loss_does_not_take(capsys):
     assert "--lr-schedule {linear,cosine,constant}" in out and "--sdpo-partition" in out
 
 
-def test_cli_subprocess_exit_code():
-    r = run_cli("train", "--method", "dpo", "--loss-arg", "gamma=1", "--output", "unused")
+def test_cli_subprocess_exit_code(tmp_path):
+    r = run_cli("train", "--method", "dpo", "--loss-arg", "gamma=1", "--output", str(tmp_path / "unused"))
     assert r.returncode == 2 and "loss 'dpo' does not accept setting gamma; it accepts: beta" in r.stderr
 
 
