@@ -89,3 +89,12 @@ def data_dir_variant(data_dir: Path, dest: Path, *, drop: tuple[str, ...] = ()) 
 
     mirror(data_dir, dest, ())
     return dest
+
+
+@pytest.fixture(scope="module")
+def prefs(tmp_path_factory):
+    """64 generated arithmetic preference pairs as a JSONL file (the trainer tests' data)."""
+    from align.data import arithmetic_preference_pairs, write_jsonl
+
+    d = tmp_path_factory.mktemp("prefs")
+    return str(write_jsonl(arithmetic_preference_pairs(64, seed=3), d / "arith.jsonl"))

@@ -8,14 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from align.config import TrainConfig, build_config
-from align.data import arithmetic_preference_pairs, write_jsonl
 from align.trainer import train
-
-
-@pytest.fixture(scope="module")
-def prefs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("prefs")
-    return str(write_jsonl(arithmetic_preference_pairs(64, seed=3), d / "arith.jsonl"))
 
 
 def cfg(tiny_model, prefs, out, **kw):
