@@ -137,7 +137,8 @@ def config_from_args(args, method: str, drop: tuple[str, ...] = (), **extra):
     recipe = args.recipe or default_recipe(args, method)
     names = {f.name for f in dataclasses.fields(TrainConfig)} - set(SPECIAL_FIELDS) - set(drop)
     overrides = {n: getattr(args, n, None) for n in names}
-    overrides.update(output=getattr(args, "output", None), **extra)
+    overrides["output"] = getattr(args, "output", None)
+    overrides.update(extra)
     cfg = build_config(recipe, method=method, loss=loss_args(args), **overrides)
     if int(os.environ.get("RANK", "0")) == 0 and cfg.progress:
         print(f"recipe: {cfg.recipe or 'none (TrainConfig defaults)'}", file=sys.stderr)

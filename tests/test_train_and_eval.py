@@ -119,7 +119,7 @@ def test_seeds_give_one_result_per_seed_with_a_shared_group(tiny_model, data_dir
                  str(data_dir), "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
                  "--leaderboards", str(tmp_path / "lb")]) == 0
     runs = [read_result(p)["run"] for p in (tmp_path / "results").glob("*/openllm.json")]
-    assert sorted((r["method"], r["seed"]) for r in runs) == [("simpo", 42), ("simpo", 43), ("sft", 42), ("sft", 43)]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [("sft", 42), ("sft", 43), ("simpo", 42), ("simpo", 43)]
     assert len({r["run_id"] for r in runs}) == 4
     for m in ("sft", "simpo"):
         assert len({r["group"] for r in runs if r["method"] == m}) == 1
