@@ -137,11 +137,13 @@ def test_judged_eval_writes_three_results_and_leaderboard(unjudged, data_dir, tm
     assert csv[0] == ("Model,Method,Source,MT-Bench T1,MT-Bench T2,MT-Bench Avg,AlpacaEval 2 WR,AlpacaEval 2 LC WR,"
                       "Arena-Hard")
     lo, hi = arena["ci95"]
-    assert csv[1] == (f"tiny,base,measured,7.00,3.50,5.25,42.50,–,"
+    # ± is the standard error of the mean (sd with ddof 1 / sqrt n): turn 1 [8, 6] -> 1.00, turn 2 [4, 3] -> 0.50,
+    # all four turns -> 1.11, AlpacaEval preferences [75, 10] -> 32.50
+    assert csv[1] == ("tiny,base,measured,7.00 ± 1.00,3.50 ± 0.50,5.25 ± 1.11,42.50 ± 32.50,–,"
                       f"75.00 (-{75 - lo:.2f}/+{hi - 75:.2f})")
     md = (lb / "judged.md").read_text()
-    assert f"- tiny: AlpacaEval 2 LC WR – {lc['unavailable']}" in md
-    assert "- tiny: smoke run (--limit)" in md
+    assert f"- AlpacaEval 2 LC WR –: {lc['unavailable']} (runs: tiny)" in md
+    assert "- smoke run (alpacaeval --limit 2): not comparable to published numbers (runs: tiny)" in md
     before = {p.relative_to(lb): p.read_bytes() for p in _files(lb)}
     assert main(["leaderboard", "--results", str(results), "--output", str(lb)]) == 0
     assert {p.relative_to(lb): p.read_bytes() for p in _files(lb)} == before  # deterministic
@@ -176,8 +178,9 @@ def test_leaderboard_notes_reason_for_unjudged_run(unjudged, tmp_path):
     csv = (tmp_path / "lb" / "judged.csv").read_text().splitlines()
     assert csv[1] == "tiny,base,measured,–,–,–,–,–,–"
     md = (tmp_path / "lb" / "judged.md").read_text()
-    assert ("- tiny: MT-Bench T1, MT-Bench T2, MT-Bench Avg, AlpacaEval 2 WR, AlpacaEval 2 LC WR, Arena-Hard – "
-            "not judged: missing a judge model (--judge-model)") in md
+    # one note per condition, naming the runs it applies to
+    assert ("- MT-Bench T1, MT-Bench T2, MT-Bench Avg, AlpacaEval 2 WR, AlpacaEval 2 LC WR, Arena-Hard –: "
+            "not judged: missing a judge model (--judge-model) (runs: tiny)") in md
 
 
 def test_openai_generation_endpoint_and_judge(data_dir, tmp_path, monkeypatch, capsys):

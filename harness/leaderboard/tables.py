@@ -227,7 +227,10 @@ def _references(spec, refs, n_label_cols):
 
 # ------------------------------------------------------------------ rows of runs
 def config_key(run: dict) -> str:
-    """Runs that differ only in their seed are one configuration (one row, mean ± sd over seeds)."""
+    """Runs that differ only in their seed are one configuration (one row, mean ± sd over seeds). A model this
+    project did not train (a base model, saved answers of a published model) is its own configuration."""
+    if run.get("seed") is None and not run.get("data_fingerprint"):
+        return json.dumps(["model", run.get("model_fingerprint") or run["run_id"]])
     hp = {k: v for k, v in (run.get("hyperparameters") or {}).items() if k != "seed"}
     return json.dumps([run["method"], run.get("base_model_fingerprint"), run.get("data_fingerprint"), hp],
                       sort_keys=True, default=str)
