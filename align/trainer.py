@@ -176,7 +176,10 @@ def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_preci
     policy with its adapters disabled, i.e. the base)."""
     from align.modeling import reference_mode, reference_tag
 
-    key = f"{model_fingerprint(ref_name)}-{fingerprint_encoded(encoded)}-{mixed_precision}"
+    # The log-prob path is part of the key: chunked and full logits agree to ~1e-6, not bit for bit, and a
+    # reference cached by the other path would make a run irreproducible from a fresh cache.
+    mode = logps_mode(model, cfg.full_logits).split(" ")[0]
+    key = f"{model_fingerprint(ref_name)}-{fingerprint_encoded(encoded)}-{mixed_precision}-{mode}"
     if not (cfg.reference_model and cfg.reference_model != cfg.model) and (tag := reference_tag(cfg, mixed_precision)):
         key += f"-{tag}"
     path = cache_root() / "ref_logps" / f"{key}.pt"

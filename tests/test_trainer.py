@@ -102,6 +102,8 @@ def test_reference_logps_cached_and_keyed(tiny_model, prefs, tmp_path):
     assert r2["reference_cache"]["key"] == r1["reference_cache"]["key"] and r2["reference_cache"]["reused"]
     r3 = train(cfg(tiny_model, prefs, tmp_path / "r3", max_steps=1, max_length=28, max_prompt_length=12))
     assert r3["reference_cache"]["key"] != r1["reference_cache"]["key"]  # tokenisation is part of the key
+    r5 = train(cfg(tiny_model, prefs, tmp_path / "r5", max_steps=1, full_logits=True))
+    assert r5["reference_cache"]["key"] != r1["reference_cache"]["key"] and not r5["reference_cache"]["reused"]
     assert train(cfg(tiny_model, prefs, tmp_path / "r4", max_steps=1, method="dgpo"))["reference_cache"] is None
 
 
