@@ -69,7 +69,7 @@ def bench_model(hidden: int, layers: int, vocab: int | None = None, data_dir: Pa
     from align.cache import cache_root
     from align.tiny import make_tiny_model
 
-    path = cache_root() / (f"bench-llama-h{hidden}-l{layers}" + (f"-v{vocab}-hh" if vocab else ""))
+    path = cache_root() / (f"bench-llama-h{hidden}-l{layers}" + (f"-v{vocab}-hh-p2048" if vocab else ""))
     if not (path / "config.json").exists():
         heads = max(1, hidden // 64)
         if not vocab:
@@ -84,6 +84,8 @@ def bench_model(hidden: int, layers: int, vocab: int | None = None, data_dir: Pa
             model = AutoModelForCausalLM.from_pretrained(tmp)
             if model.config.vocab_size < vocab:
                 model.resize_token_embeddings(vocab, mean_resizing=False)
+            # positions for the long-sequence shapes (the trainer clamps max_length to them); rotary, no new weights
+            model.config.max_position_embeddings = 2048
             model.save_pretrained(tmp)
             AutoTokenizer.from_pretrained(tmp).save_pretrained(tmp)
             tmp.rename(path)
