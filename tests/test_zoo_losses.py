@@ -105,7 +105,7 @@ def test_ipo_pushes_back_past_its_target():
 
 
 # ------------------------------------------------------------------ training
-from tests.test_trainer import cfg, margin, prefs  # noqa: E402,F401  (the trainer tests' data and helpers)
+from tests.test_trainer import cfg, margin  # noqa: E402  (the trainer tests' helpers; prefs is a conftest fixture)
 
 ZOO = ["sft", "ipo", "cpo", "kto", "rrhf", "slic", "orpo", "simpo"]
 
