@@ -35,19 +35,14 @@ def add_eval_arguments(p, *, model: bool = True, benchmarks_default: str | None 
     g.add_argument("--gen-base-url", help="OpenAI-compatible endpoint serving --model (with --backend openai).")
     g.add_argument("--gen-api-key-env", help="Environment variable with the generation endpoint's key "
                                              "(default: OPENAI_API_KEY, or none for a local server).")
-    g.add_argument("--mtbench-mode", choices=["single", "pairwise"], default="single",
-                   help="MT-Bench grading: single-answer scores (default) or pairwise against --mtbench-baseline.")
-    g.add_argument("--mtbench-baseline", help="FastChat model_answer JSONL of the baseline for pairwise MT-Bench.")
-    g.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1", help="Arena-Hard question set (default v0.1).")
-    g.add_argument("--arena-baseline", help="Baseline answers JSONL for Arena-Hard (default: the data dir's own: "
-                                            "gpt-4-0314 for v0.1, o3-mini-2025-01-31 for v2.0 hard prompts).")
-    g.add_argument("--arena-style-control", choices=["off", "both", "length", "markdown"], default="off",
-                   help="Arena-Hard style control: length and/or markdown features as covariates of the "
-                        "Bradley-Terry fit (default off); recorded in the result.")
     g.add_argument("--gen-temperature", metavar="T|BENCH=T,...",
                    help="Answer sampling temperature: one value for every judged benchmark, or per benchmark "
                         "(e.g. alpacaeval=0.5). Default: each benchmark's convention (MT-Bench: FastChat's per "
                         "category; AlpacaEval, Arena-Hard: 0). Recorded in the result's conventions.")
+    from harness.evaluation import benchmark_flags
+
+    for name, flags in benchmark_flags().items():  # each benchmark's own flags, from the registry
+        flags.add_arguments(p.add_argument_group(flags.title))
 
 
 def request_from_args(args, model: str):
@@ -68,14 +63,11 @@ def request_from_args(args, model: str):
     data_dir = None if args.hub else (args.data_dir or default_data_dir(prefer_local=getattr(args, "model", None) == "tiny"))
     tasks = [t for t in (args.tasks or "").split(",") if t] or None
     temps = gen_temperatures(getattr(args, "gen_temperature", None))
-    style = getattr(args, "arena_style_control", "off")
-    per_benchmark = {
-        "mtbench": {"mode": getattr(args, "mtbench_mode", "single"), "baseline_answers": getattr(args, "mtbench_baseline", None),
-                    "gen_temperature": temps.get("mtbench")},
-        "arenahard": {"version": getattr(args, "arena_version", "v0.1"), "baseline_answers": getattr(args, "arena_baseline", None),
-                      "style_control": None if style == "off" else style, "gen_temperature": temps.get("arenahard")},
-        "alpacaeval": {"gen_temperature": temps.get("alpacaeval")},
-    }
+    from harness.evaluation import benchmark_flags
+
+    per_benchmark = {name: flags.options(args) for name, flags in benchmark_flags().items()}
+    for name, t in temps.items():
+        per_benchmark.setdefault(name, {})["gen_temperature"] = t
     options = {"judge": judge_config_from_args(args), "max_new_tokens": args.max_new_tokens,
                "per_benchmark": {b: {k: v for k, v in o.items() if v is not None} for b, o in per_benchmark.items()}}
     return EvalRequest(model=model, backend=args.backend, backend_options=opts, limit=args.limit, tasks=tasks,

@@ -2,9 +2,16 @@
 
 Built-in: ``openllm`` (Open LLM Leaderboard v1 through lm-eval) and the judged benchmarks
 ``mtbench``, ``alpacaeval``, ``arenahard`` (harness/evaluation/judged.py). A benchmark plugs in by
-decorating a function with ``@register_benchmark("name")`` in a module listed in ``BENCHMARK_MODULES``.
-A benchmark may give the function a ``settings(req) -> dict`` attribute: what must match (it is kept in the
-result's ``conventions.settings``) for an existing result to be reused instead of recomputed.
+decorating a function with ``@register_benchmark("name", ...)`` in a module listed in ``BENCHMARK_MODULES``;
+the registry is the one place that owns its name, its CLI flags and its options:
+
+- ``add_arguments(group)``: the argparse flags it owns (``harness eval --help`` shows them in its own group);
+- ``options(args) -> dict``: those flags turned into its options (``req.options["per_benchmark"][name]``);
+- ``settings(req) -> dict``: what must match (kept in the result's ``conventions.settings``) for an existing
+  result to be reused instead of recomputed.
+
+The function returns scores and files (a ``BenchmarkOutput``); the runner builds the result record
+(harness/evaluation/runner.py ``build_record``).
 """
 from __future__ import annotations
 
@@ -44,12 +51,33 @@ class BenchmarkOutput:
 BENCHMARKS: dict[str, Callable[[EvalRequest], BenchmarkOutput]] = {}
 
 
-def register_benchmark(name: str):
+@dataclass
+class BenchmarkFlags:
+    """The CLI flags a benchmark owns, and how they become its options."""
+    title: str  # argument group title in --help
+    add_arguments: Callable  # (argparse group) -> None
+    options: Callable  # (parsed args) -> dict for req.options["per_benchmark"][name]
+
+
+FLAGS: dict[str, BenchmarkFlags] = {}
+
+
+def register_benchmark(name: str, *, flags: BenchmarkFlags | None = None, settings: Callable | None = None):
     def wrap(fn):
+        if settings is not None:
+            fn.settings = settings
         BENCHMARKS[name] = fn
+        if flags is not None:
+            FLAGS[name] = flags
         return fn
 
     return wrap
+
+
+def benchmark_flags() -> dict[str, BenchmarkFlags]:
+    """Every registered benchmark's own CLI flags (loads the benchmark modules)."""
+    benchmarks()
+    return FLAGS
 
 
 def benchmarks() -> dict[str, Callable[[EvalRequest], BenchmarkOutput]]:

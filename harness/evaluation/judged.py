@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from harness.evaluation import BenchmarkOutput, EvalRequest, register_benchmark
+from harness.evaluation import BenchmarkFlags, BenchmarkOutput, EvalRequest, register_benchmark
 from harness.generation import SamplingSettings
 
 JUDGED = ("mtbench", "alpacaeval", "arenahard")
@@ -106,13 +106,40 @@ def run_judged(name: str, req: EvalRequest) -> BenchmarkOutput:
     return BenchmarkOutput(scores=rec["scores"], conventions=conv, backend=backend, judge=judge, raw_file=raw)
 
 
+def _mtbench_flags(g) -> None:
+    g.add_argument("--mtbench-mode", choices=["single", "pairwise"], default="single",
+                   help="MT-Bench grading: single-answer scores (default) or pairwise against --mtbench-baseline.")
+    g.add_argument("--mtbench-baseline", help="FastChat model_answer JSONL of the baseline for pairwise MT-Bench.")
+
+
+def _arena_flags(g) -> None:
+    g.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1", help="Arena-Hard question set (default v0.1).")
+    g.add_argument("--arena-baseline", help="Baseline answers JSONL for Arena-Hard (default: the data dir's own: "
+                                            "gpt-4-0314 for v0.1, o3-mini-2025-01-31 for v2.0 hard prompts).")
+    g.add_argument("--arena-style-control", choices=["off", "both", "length", "markdown"], default="off",
+                   help="Arena-Hard style control: length and/or markdown features as covariates of the "
+                        "Bradley-Terry fit (default off); recorded in the result.")
+
+
+def _arena_options(args) -> dict:
+    style = getattr(args, "arena_style_control", "off")
+    return {"version": getattr(args, "arena_version", "v0.1"), "baseline_answers": getattr(args, "arena_baseline", None),
+            "style_control": None if style == "off" else style}
+
+
+FLAGS = {
+    "mtbench": BenchmarkFlags("mtbench", _mtbench_flags, lambda args: {
+        "mode": getattr(args, "mtbench_mode", "single"), "baseline_answers": getattr(args, "mtbench_baseline", None)}),
+    "arenahard": BenchmarkFlags("arenahard", _arena_flags, _arena_options),
+}
+
+
 def _register(name: str):
     def fn(req: EvalRequest) -> BenchmarkOutput:
         return run_judged(name, req)
 
     fn.__name__ = f"run_{name}"
-    fn.settings = settings
-    register_benchmark(name)(fn)
+    register_benchmark(name, flags=FLAGS.get(name), settings=settings)(fn)
 
 
 for _name in JUDGED:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from harness import results as R
-from harness.evaluation import EvalRequest, get_benchmark
+from harness.evaluation import BenchmarkOutput, EvalRequest, get_benchmark
 from harness.judge.config import JudgeDryRun
 
 BUDGET_KEYS = ("steps", "epochs", "max_steps", "batch_size", "grad_accum", "world_size")
@@ -84,12 +84,7 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
         except JudgeDryRun as e:  # the bill is printed; nothing judged, no result: go on to the next benchmark
             print(f"{run['run_id']}/{name}: {e}")
             continue
-        record = {
-            "schema_version": R.SCHEMA_VERSION, "run": run, "benchmark": name, "scores": out.scores,
-            "conventions": out.conventions, "backend": out.backend, "judge": out.judge, "hardware": R.hardware(),
-            "versions": R.versions("lm_eval", "vllm", "openai"), "started_at": started, "finished_at": R.now(),
-            "raw_output": raw_path(target).name if out.raw is not None else out.raw_file,
-        }
+        record = build_record(name, run, out, started, raw_path(target).name if out.raw is not None else out.raw_file)
         if out.raw is not None:
             raw = raw_path(target)
             raw.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +93,19 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
             tmp.replace(raw)
         written.append(R.write_result(results_dir, record))
     return written
+
+
+def build_record(benchmark: str, run: dict, out: BenchmarkOutput, started_at: str, raw_output: str | None) -> dict:
+    """The one place a result record is built (``harness eval`` and the judged commands alike)."""
+    from harness.judged.common import add_coverage
+
+    add_coverage(out.scores, out.judge)
+    return {
+        "schema_version": R.SCHEMA_VERSION, "run": run, "benchmark": benchmark, "scores": out.scores,
+        "conventions": out.conventions, "backend": out.backend, "judge": out.judge, "hardware": R.hardware(),
+        "versions": R.versions("lm_eval", "vllm", "openai"), "started_at": started_at, "finished_at": R.now(),
+        "raw_output": raw_output,
+    }
 
 
 def report_incomplete(paths) -> int:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.generation import Generation, Generator, SamplingSettings
-from harness.results import hardware, now, versions
+from harness.results import now
 
 
 def run_info(generator: Generator, run: dict | None) -> dict:
@@ -84,13 +84,12 @@ def incomplete(record: dict) -> str | None:
 
 def make_record(benchmark: str, run: dict, generator: Generator | None, scores: list[dict], *, judge: dict | None,
                 conventions: dict, started_at: str, raw_output: str | None = None) -> dict:
+    from harness.evaluation import BenchmarkOutput
+    from harness.evaluation.runner import build_record
+
     backend = {"name": getattr(generator, "name", None) or "answers-file"}
-    add_coverage(scores, judge)
-    return {
-        "schema_version": 1, "run": run, "benchmark": benchmark, "scores": scores, "backend": backend,
-        "judge": judge, "conventions": conventions, "hardware": hardware(), "versions": versions("openai"),
-        "started_at": started_at, "finished_at": now(), "raw_output": raw_output,
-    }
+    out = BenchmarkOutput(scores=scores, conventions=conventions, backend=backend, judge=judge)
+    return build_record(benchmark, run, out, started_at, raw_output)
 
 
 def unavailable(task: str, metric: str, reason: str) -> dict:
