@@ -98,3 +98,18 @@ def prefs(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("prefs")
     return str(write_jsonl(arithmetic_preference_pairs(64, seed=3), d / "arith.jsonl"))
+
+
+def train_two_processes(tiny_model, prefs: str, output, method: str = "dpo", *extra: str, timeout: int = 900):
+    """`harness train` under `accelerate launch` with 2 CPU processes (gloo DDP), batch 4 per process: the same
+    global batch as one process at batch 8 with the trainer tests' settings. Returns the finished process."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "harness", "train", "--method", method,
+         "--model", str(tiny_model), "--data", prefs, "--output", str(output), "--recipe", "tiny", "--lr", "1e-3",
+         "--batch-size", "4", "--max-steps", "3", "--max-length", "96", "--max-prompt-length", "48", "--no-progress",
+         *extra],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=timeout)

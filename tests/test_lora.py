@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import train_two_processes
 from align.config import TrainConfig
 from align.trainer import train
 
@@ -160,14 +160,7 @@ def test_two_process_lora_matches_one_process(tiny_model, prefs, tmp_path):
     one = tmp_path / "one"
     train(cfg(tiny_model, prefs, one, batch_size=8, max_steps=3, lr=1e-3, lora_alpha=16.0, lora_r=8))
     two = tmp_path / "two"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    r = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "harness", "train", "--method", "dpo",
-         "--model", str(tiny_model), "--data", prefs, "--output", str(two), "--recipe", "tiny", "--lr", "1e-3",
-         "--batch-size", "4", "--max-steps", "3", "--max-length", "96", "--max-prompt-length", "48", "--no-progress",
-         "--lora-r", "8"],
-        capture_output=True, text=True, env=env, timeout=600)
+    r = train_two_processes(tiny_model, prefs, two, "dpo", "--lora-r", "8")
     assert r.returncode == 0, r.stderr[-3000:]
     run = json.loads((two / "run.json").read_text())
     assert run["world_size"] == 2 and run["lora"]["r"] == 8

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import train_two_processes
 from align.config import TrainConfig, build_config
 from align.trainer import train
 
@@ -133,18 +134,10 @@ def test_cli_help_and_bad_data(tmp_path):
 
 def test_two_process_ddp_matches_one_process(tiny_model, prefs, tmp_path):
     """`accelerate launch` with 2 CPU processes (gloo DDP) = one process with the same global batch."""
-    import os
-
     one = tmp_path / "one"
     train(cfg(tiny_model, prefs, one, batch_size=8, max_steps=3, save_steps=100))
     two = tmp_path / "two"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    r = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "harness", "train", "--method", "dpo",
-         "--model", str(tiny_model), "--data", prefs, "--output", str(two), "--recipe", "tiny", "--lr", "1e-3",
-         "--batch-size", "4", "--max-steps", "3", "--max-length", "96", "--max-prompt-length", "48", "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=600)
+    r = train_two_processes(tiny_model, prefs, two)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((two / "run.json").read_text())["world_size"] == 2
     a, b = weights(one), weights(two)

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from tests.conftest import train_two_processes
 from align.losses import LOSSES, PairLogps, get_loss
 
 
@@ -129,10 +130,6 @@ def test_each_method_trains_and_raises_the_margin(tiny_model, prefs, tmp_path, m
 def test_kto_under_accelerate_two_processes_matches_one(tiny_model, prefs, tmp_path):  # noqa: F811
     """KTO's extra inputs (mismatched pairs) under `accelerate launch` with 2 CPU processes: its reference point
     covers the whole micro-batch, so training equals one process with the same global batch."""
-    import os
-    import subprocess
-    import sys
-
     from safetensors.torch import load_file
 
     from align.trainer import train
@@ -140,12 +137,7 @@ def test_kto_under_accelerate_two_processes_matches_one(tiny_model, prefs, tmp_p
     one = tmp_path / "one"
     train(cfg(tiny_model, prefs, one, method="kto", batch_size=8, max_steps=3, save_steps=100))
     two = tmp_path / "two"
-    r = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "harness", "train", "--method", "kto",
-         "--model", str(tiny_model), "--data", prefs, "--output", str(two), "--recipe", "tiny", "--lr", "1e-3",
-         "--batch-size", "4", "--max-steps", "3", "--max-length", "96", "--max-prompt-length", "48", "--no-progress"],
-        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=900)
+    r = train_two_processes(tiny_model, prefs, two, "kto")
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = load_file(str(one / "model.safetensors")), load_file(str(two / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)

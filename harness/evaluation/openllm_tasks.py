@@ -158,19 +158,11 @@ def winogrande_rows(path: Path) -> list[dict]:
 
 
 def _json_lines(path: Path):
+    from harness.judged.data import iter_jsonl
+
     if not path.is_file():
         raise DataFileError(f"{path}: not found (HARNESS_DATA_DIR layout: see README)")
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFileError(f"{path}: line {line_no}: not JSON: {e.msg}") from None
-            if not isinstance(rec, dict):
-                raise DataFileError(f"{path}: line {line_no}: not a JSON object")
-            yield line_no, rec
+    yield from iter_jsonl(path, DataFileError)
 
 
 def _split(cell: str) -> list[str]:

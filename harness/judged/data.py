@@ -92,8 +92,9 @@ def find(rel: str, data_dir: str | Path | None = None, required: bool = True) ->
     raise DataError(f"benchmark file not found: {where}; {reason}")
 
 
-def read_jsonl(path: Path, required_fields: tuple[str, ...] = ()) -> list[dict]:
-    out = []
+def iter_jsonl(path: Path, error: type[Exception] = DataError):
+    """(line number, object) for each non-blank line; a line that is not a JSON object raises ``error``
+    naming file and line. The one JSONL reader of the benchmark data (judged and Open LLM files)."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -101,11 +102,19 @@ def read_jsonl(path: Path, required_fields: tuple[str, ...] = ()) -> list[dict]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
-            for f in required_fields:
-                if f not in rec:
-                    raise DataError(f"{path}: line {lineno}: missing field '{f}'")
-            out.append(rec)
+                raise error(f"{path}: line {lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise error(f"{path}: line {lineno}: not a JSON object")
+            yield lineno, rec
+
+
+def read_jsonl(path: Path, required_fields: tuple[str, ...] = ()) -> list[dict]:
+    out = []
+    for lineno, rec in iter_jsonl(path):
+        for f in required_fields:
+            if f not in rec:
+                raise DataError(f"{path}: line {lineno}: missing field '{f}'")
+        out.append(rec)
     return out
 
 
