@@ -59,11 +59,11 @@ def judge_all(fake, answers, data_dir, out, concurrency) -> dict:
     with contextlib.redirect_stderr(io.StringIO()):
         rec = mtbench.run(None, cfg, out, data_dir=data_dir, answers_path=answers)
     seconds = time.perf_counter() - t
-    j = rec["judge"]
+    j = rec.judge
     return {"concurrency": concurrency, "seconds": round(seconds, 3), "judge_seconds": round(j["judge_seconds"], 3),
             "http_requests": fake.n_requests - n0,
             "calls": j["calls"], "cache_hits": j["cache_hits"], "tokens": j["total_tokens"],
-            "judgments_per_s": round(160 / seconds, 1), "score_avg": rec["scores"][2]["value"]}
+            "judgments_per_s": round(160 / seconds, 1), "score_avg": rec.scores[2]["value"]}
 
 
 def main() -> None:

@@ -59,19 +59,20 @@ def _judge(args) -> int:
     from harness.judged.data import DataError
     from harness.results import ResultError
 
+    from harness.evaluation import benchmark_flags
+
     cfg = judge_config_from_args(args)
     options = {"data_dir": args.data_dir}
-    if args.benchmark == "mtbench":
-        if args.baseline_answers and len(args.baseline_answers) > 1:
+    if flags := benchmark_flags().get(args.benchmark):  # the benchmark's own flags, as `harness eval` reads them
+        options.update({k: v for k, v in flags.options(args).items() if v is not None})
+    if args.baseline_answers:
+        if args.benchmark == "alpacaeval":
+            print("error: --baseline-answers: AlpacaEval's baseline is fixed (gpt4_1106_preview)")
+            return 2
+        if args.benchmark == "mtbench" and len(args.baseline_answers) > 1:
             print("error: --baseline-answers: MT-Bench pairwise takes one baseline file")
             return 2
-        options.update(mode=args.mode, baseline_answers=(args.baseline_answers or [None])[0])
-    elif args.benchmark == "arenahard":
-        options.update(version=args.arena_version, baseline_answers=args.baseline_answers,
-                       style_control=None if args.arena_style_control == "off" else args.arena_style_control)
-    elif args.baseline_answers:
-        print("error: --baseline-answers: AlpacaEval's baseline is fixed (gpt4_1106_preview)")
-        return 2
+        options["baseline_answers"] = args.baseline_answers[0] if args.benchmark == "mtbench" else args.baseline_answers
     run = {"run_id": args.run_id, "method": args.method, "model": args.run_id} if args.run_id else None
     try:
         records = judge_saved_answers(args.benchmark, args.answers, cfg, args.out, args.limit, run=run,
@@ -120,18 +121,16 @@ def register(sub) -> None:
     p.add_argument("--method", default="base", help="Training method recorded in the result (default base).")
     p.add_argument("--data-dir", help="Benchmark data directory (default $HARNESS_DATA_DIR).")
     p.add_argument("--limit", type=int, help="Only the first N questions.")
-    p.add_argument("--mode", choices=["single", "pairwise"], default="single", help="MT-Bench grading mode.")
     p.add_argument("--baseline-answers", nargs="+", metavar="FILE",
-                   help="MT-Bench pairwise: the baseline's answers (one file). Arena-Hard: baseline answers; a file "
-                        "whose model is a category's upstream baseline (v2.0: o3-mini-2025-01-31 for hard prompts, "
-                        "gemini-2.0-flash-001 for creative writing) serves that category, another model serves all "
-                        "(default: the data dir's).")
-    p.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1",
-                   help="Arena-Hard version: v0.1 (500 prompts, baseline gpt-4-0314, judged and scored with the 2024 "
-                        "rules of the published v0.1 leaderboard) or v2.0 (500 hard prompts against o3-mini and "
-                        "250 creative-writing prompts against gemini-2.0-flash-001, current upstream rules). "
-                        "Default v0.1.")
-    p.add_argument("--arena-style-control", choices=["off", "both", "length", "markdown"], default="off",
-                   help="Arena-Hard style control: answer length and/or markdown density (headers, lists, bold) as "
-                        "covariates of the Bradley-Terry fit (upstream's show_result --control-features). Default off.")
+                   help="The baseline's answers, for the benchmark named by --benchmark (same as --mtbench-baseline "
+                        "or --arena-baseline). MT-Bench pairwise: one file. Arena-Hard: a file whose model is a "
+                        "category's upstream baseline (v2.0: o3-mini-2025-01-31 for hard prompts, gemini-2.0-flash-001 "
+                        "for creative writing) serves that category, another model serves all (default: the data dir's).")
+    from harness.evaluation import benchmark_flags
+    from harness.evaluation.judged import JUDGED
+
+    for name, flags in benchmark_flags().items():  # each judged benchmark's own flags, from the registry
+        if name in JUDGED:
+            flags.add_arguments(p.add_argument_group(flags.title))
+    p.add_argument("--mode", dest="mtbench_mode", choices=["single", "pairwise"], help="Same as --mtbench-mode.")
     p.set_defaults(func=_judge)

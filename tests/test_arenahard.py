@@ -255,8 +255,8 @@ def test_v2_categories_scored_separately_each_against_its_baseline(data_dir, tmp
 
     with FakeOpenAI(responder=judge) as fake:
         cfg = JudgeConfig(model="judge", base_url=fake.base_url, progress=False)
-        rec = ah.run_many(None, cfg, tmp_path / "o1", answers_paths=[mine], data_dir=d, version="v2.0",
-                          bootstrap_rounds=20)[0]
+        rec = vars(ah.run_many(None, cfg, tmp_path / "o1", answers_paths=[mine], data_dir=d, version="v2.0",
+                               bootstrap_rounds=20)[0])
         assert fake.n_requests == 4  # hard prompts only
         s = {x["task"]: x for x in rec["scores"] if x["metric"] == "score"}
         assert s["arena_hard_v2.0"]["value"] == pytest.approx(50.0)
@@ -270,8 +270,8 @@ def test_v2_categories_scored_separately_each_against_its_baseline(data_dir, tmp
             '"system_prompt": HARD}, "creative_writing": {"baseline": "gemini-2.0-flash-001", '
             '"system_prompt": "CREATIVE SYSTEM PROMPT"}}\n')
         systems.clear()
-        rec = ah.run_many(None, cfg, tmp_path / "o2", answers_paths=[mine], data_dir=d, version="v2.0",
-                          baseline_answers=[gemini], bootstrap_rounds=20)[0]
+        rec = vars(ah.run_many(None, cfg, tmp_path / "o2", answers_paths=[mine], data_dir=d, version="v2.0",
+                               baseline_answers=[gemini], bootstrap_rounds=20)[0])
         s = {x["task"]: x for x in rec["scores"] if x["metric"] == "score"}
         assert s["arena_hard_v2.0"]["value"] == pytest.approx(50.0)
         assert s["arena_hard_v2.0/creative_writing"]["value"] == pytest.approx(100.0)
@@ -294,7 +294,8 @@ def test_rescoring_the_same_judgments_is_byte_identical_whatever_their_order(dat
         cfg = JudgeConfig(model="judge", base_url=fake.base_url, progress=False)
 
         def stable():
-            recs = ah.run_many(None, cfg, tmp_path / "o", 10, answers_paths=files, data_dir=data_dir, bootstrap_rounds=30)
+            recs = [vars(o) for o in ah.run_many(None, cfg, tmp_path / "o", 10, answers_paths=files, data_dir=data_dir,
+                                                  bootstrap_rounds=30)]
             keep = ("scores", "conventions")
             return json.dumps([{k: r[k] for k in keep} | {"uncounted": r["judge"]["uncounted"]} for r in recs],
                               sort_keys=True)

@@ -158,12 +158,12 @@ def test_kill_and_resume_loses_nothing_and_judges_nothing_twice(fake, cfg, data_
     assert 6 <= before < 20, before
     n0 = fake.n_requests
     fake.latency_s = 0.0
-    rec = mtbench.run(None, cfg, tmp_path / "out", 10, data_dir=data_dir, answers_path=answers)
+    out = mtbench.run(None, cfg, tmp_path / "out", 10, data_dir=data_dir, answers_path=answers)
     rows = [json.loads(l) for l in jpath.read_text().splitlines()]
     keys = [(r["question_id"], r["turn"]) for r in rows]
     assert len(keys) == 20 and len(set(keys)) == 20  # nothing lost, nothing twice
     assert fake.n_requests - n0 <= 20 - before  # judged on rerun only what was missing
-    assert rec["judge"]["unjudged"] == 0
+    assert out.judge["unjudged"] == 0
 
 
 def test_cli_judges_saved_answers(fake, cfg, data_dir, tmp_path, capsys):

@@ -46,6 +46,7 @@ class BenchmarkOutput:
     raw: dict | None = None  # the tool's own output, kept beside the result
     judge: dict | None = None
     raw_file: str | None = None  # a file the benchmark wrote itself, relative to the result's folder
+    run: dict | None = None  # the model scored, when the benchmark itself names it (saved answers of a published model)
 
 
 BENCHMARKS: dict[str, Callable[[EvalRequest], BenchmarkOutput]] = {}

@@ -81,29 +81,27 @@ def _relative(value, work: Path, base: Path):
 
 
 def run_judged(name: str, req: EvalRequest) -> BenchmarkOutput:
-    from harness.judged import judged_record
+    from harness.judged import judged_output
 
     if not req.work_dir:
         raise ValueError(f"{name}: no work directory for answers and judgments (run it through evaluate_model)")
     work = Path(req.work_dir)
     base = work.parent
     cap = req.options.get("max_new_tokens")
-    extra = dict((req.options.get("per_benchmark") or {}).get(name, {}))
-    for key in ("baseline_answers",):
-        if extra.get(key):
-            extra[key] = Path(extra[key])
-    rec = judged_record(name, build_generator(req), judge_for(req), work, req.limit, run=req.run,
-                        data_dir=req.data_dir, **extra)
-    conv = {k: _relative(v, work, base) for k, v in rec["conventions"].items()}
+    out = judged_output(name, build_generator(req), judge_for(req), work, req.limit, run=req.run,
+                        data_dir=req.data_dir, **(req.options.get("per_benchmark") or {}).get(name, {}))
+    # What this runner adds to the benchmark's own conventions: the request's cap, limit and settings, and
+    # paths relative to the result's folder (results/ can be moved).
+    conv = {k: _relative(v, work, base) for k, v in out.conventions.items()}
     if cap and isinstance(conv.get("max_new_tokens"), int):
         conv["max_new_tokens"] = min(cap, conv["max_new_tokens"])
     conv.update(limit=req.limit, max_new_tokens_cap=cap, settings=settings(req),
                 comparable_to_published=req.limit is None and not cap)
-    judge = {k: _relative(v, work, base) for k, v in rec["judge"].items()} if rec.get("judge") else rec.get("judge")
+    judge = {k: _relative(v, work, base) for k, v in out.judge.items()} if out.judge else out.judge
     backend = {"name": req.backend, "model": req.model,
                **{k: v for k, v in req.backend_options.items() if k in _PUBLIC_BACKEND_OPTIONS}}
-    raw = _relative(rec.get("raw_output"), work, base)
-    return BenchmarkOutput(scores=rec["scores"], conventions=conv, backend=backend, judge=judge, raw_file=raw)
+    return dataclasses.replace(out, conventions=conv, backend=backend, judge=judge,
+                               raw_file=_relative(out.raw_file, work, base))
 
 
 def _mtbench_flags(g) -> None:
@@ -113,9 +111,15 @@ def _mtbench_flags(g) -> None:
 
 
 def _arena_flags(g) -> None:
-    g.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1", help="Arena-Hard question set (default v0.1).")
-    g.add_argument("--arena-baseline", help="Baseline answers JSONL for Arena-Hard (default: the data dir's own: "
-                                            "gpt-4-0314 for v0.1, o3-mini-2025-01-31 for v2.0 hard prompts).")
+    g.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1",
+                   help="Arena-Hard version: v0.1 (500 prompts, baseline gpt-4-0314, judged and scored with the 2024 "
+                        "rules of the published v0.1 leaderboard) or v2.0 (500 hard prompts against o3-mini and 250 "
+                        "creative-writing prompts against gemini-2.0-flash-001, current upstream rules). Default v0.1.")
+    g.add_argument("--arena-baseline", nargs="+", metavar="FILE",
+                   help="Baseline answers JSONL for Arena-Hard (default: the data dir's own: gpt-4-0314 for v0.1, "
+                        "o3-mini-2025-01-31 for v2.0 hard prompts). A file whose model is a category's upstream "
+                        "baseline (v2.0: o3-mini-2025-01-31 for hard prompts, gemini-2.0-flash-001 for creative "
+                        "writing) serves that category; another model serves every category.")
     g.add_argument("--arena-style-control", choices=["off", "both", "length", "markdown"], default="off",
                    help="Arena-Hard style control: length and/or markdown features as covariates of the "
                         "Bradley-Terry fit (default off); recorded in the result.")

@@ -4,6 +4,10 @@
 a ``harness.generation.Generator``, judges them with an OpenAI-compatible judge and writes one
 schema-checked result file. Without a configured judge it still generates and saves the answers and
 returns a record whose scores are null with the reason (what exactly is missing).
+
+Each benchmark module's ``run`` returns scores and files only (a ``harness.evaluation.BenchmarkOutput``);
+the record is built once, by ``harness.evaluation.runner.build_record``: here for the standalone commands,
+in the runner for ``harness eval``.
 """
 from __future__ import annotations
 
@@ -25,6 +29,11 @@ def _module(name: str):
     return m
 
 
+def canonical(name: str) -> str:
+    """The registry name of a judged benchmark (``arena-hard-v2.0`` -> ``arenahard``)."""
+    return _module(name).__name__.rsplit(".", 1)[1]
+
+
 def run_judged_benchmark(name: str, generator, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
                          run: dict | None = None, results_dir: str | Path | None = None, **options) -> dict:
     """Run one judged benchmark end to end and write its result with ``write_result``.
@@ -35,17 +44,17 @@ def run_judged_benchmark(name: str, generator, judge_cfg, out_dir: str | Path, l
     ``version`` for Arena-Hard, ``bootstrap_rounds``...).
     Returns the record (also written to ``results/<run_id>/<benchmark>.json``).
     """
-    from harness.results import write_result
+    from harness.results import now
 
-    record = judged_record(name, generator, judge_cfg, out_dir, limit, run=run, **options)
-    write_result(results_dir or out_dir, record)
-    return record
+    started = now()
+    out = judged_output(name, generator, judge_cfg, out_dir, limit, run=run, **options)
+    return _write(canonical(name), out, started, results_dir or out_dir)
 
 
-def judged_record(name: str, generator, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
-                  run: dict | None = None, **options) -> dict:
-    """The same run as ``run_judged_benchmark`` without writing the result: for callers that write
-    results themselves (the evaluation runner behind ``harness eval``)."""
+def judged_output(name: str, generator, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
+                  run: dict | None = None, **options):
+    """The same run as ``run_judged_benchmark``, returning its scores and files (a ``BenchmarkOutput``, whose
+    ``run`` names the model) without building or writing a record: the evaluation runner does that."""
     key = name.lower().replace("-", "").replace("_", "")
     if key in ("arenahardv20", "arenahardv2"):
         options.setdefault("version", "v2.0")
@@ -56,8 +65,9 @@ def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str |
                         run: dict | None = None, results_dir: str | Path | None = None, **options) -> list[dict]:
     """Judge answers already generated (published models' files or a checkpoint's), one result per file, each
     written with ``write_result`` so they sit in the same leaderboard as trained checkpoints. Arena-Hard scores
-    all files together (as upstream scores every model of its judgment folder); ``run`` only with one file."""
-    from harness.results import write_result
+    all files together (as upstream scores every model of its judgment folder); ``run`` only with one file.
+    Returns the records written."""
+    from harness.results import now
 
     files = [Path(f) for f in answer_files]
     if run is not None and len(files) > 1:
@@ -66,15 +76,23 @@ def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str |
         if not f.is_file():
             raise FileNotFoundError(f"answers file not found: {f}")
     m = _module(name)
+    started = now()
     if m.__name__.endswith("arenahard"):
-        records = m.run_many(None, judge_cfg, Path(out_dir), limit, runs=[run] if run else None,
-                             answers_paths=files, **options)
+        outs = m.run_many(None, judge_cfg, Path(out_dir), limit, runs=[run] if run else None,
+                          answers_paths=files, **options)
     else:
-        records = []
+        outs = []
         for f in files:
             # AlpacaEval keeps one annotation file per folder: one folder per model
             sub = Path(out_dir) / f.name.split(".")[0] if m.__name__.endswith("alpacaeval") and len(files) > 1 else Path(out_dir)
-            records.append(m.run(None, judge_cfg, sub, limit, run=run, answers_path=f, **options))
-    for rec in records:
-        write_result(results_dir or out_dir, rec)
-    return records
+            outs.append(m.run(None, judge_cfg, sub, limit, run=run, answers_path=f, **options))
+    return [_write(canonical(name), out, started, results_dir or out_dir) for out in outs]
+
+
+def _write(benchmark: str, out, started: str, results_dir) -> dict:
+    from harness.evaluation.runner import build_record
+    from harness.results import write_result
+
+    record = build_record(benchmark, out.run, out, started, out.raw_file)
+    write_result(results_dir, record)
+    return record

@@ -1,5 +1,5 @@
 """Shared pieces of the judged benchmarks: run identity, answer generation in resumable chunks,
-and the result record."""
+judge coverage, and what a benchmark returns (``output``)."""
 from __future__ import annotations
 
 import re
@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from harness.generation import Generation, Generator, SamplingSettings
-from harness.results import now
 
 
 def run_info(generator: Generator, run: dict | None) -> dict:
@@ -82,14 +81,15 @@ def incomplete(record: dict) -> str | None:
             f"are reused and only the {missing} missing are requested.")
 
 
-def make_record(benchmark: str, run: dict, generator: Generator | None, scores: list[dict], *, judge: dict | None,
-                conventions: dict, started_at: str, raw_output: str | None = None) -> dict:
+def output(run: dict, generator: Generator | None, scores: list[dict], *, judge: dict | None, conventions: dict,
+           raw_file: str | None = None):
+    """What a judged benchmark returns: its scores and files (a ``BenchmarkOutput``); the record is built by
+    ``harness.evaluation.runner.build_record``, once, by whoever writes the result."""
     from harness.evaluation import BenchmarkOutput
-    from harness.evaluation.runner import build_record
 
     backend = {"name": getattr(generator, "name", None) or "answers-file"}
-    out = BenchmarkOutput(scores=scores, conventions=conventions, backend=backend, judge=judge)
-    return build_record(benchmark, run, out, started_at, raw_output)
+    return BenchmarkOutput(scores=scores, conventions=conventions, backend=backend, judge=judge, raw_file=raw_file,
+                           run=run)
 
 
 def unavailable(task: str, metric: str, reason: str) -> dict:
@@ -108,7 +108,3 @@ def rel(path: Path, base: Path) -> str:
         return str(Path(path).relative_to(base))
     except ValueError:
         return str(path)
-
-
-def now_iso() -> str:
-    return now()
