@@ -107,7 +107,9 @@ def register(sub) -> None:
                        description="Score answers already generated (a trained checkpoint's, or a published model's "
                                    "from the benchmark's own repository) with an LLM judge; one result per answers "
                                    "file, so published models and checkpoints share a leaderboard.")
-    p.add_argument("--benchmark", required=True, choices=["mtbench", "alpacaeval", "arenahard"],
+    from harness.judged import BENCHMARKS
+
+    p.add_argument("--benchmark", required=True, choices=list(BENCHMARKS),
                    help="mtbench: FastChat model_answer JSONL (question_id, model_id, choices); alpacaeval: "
                         "alpaca_eval model_outputs.json (instruction, output, generator); arenahard: arena-hard-auto "
                         "model_answer JSONL, current (uid, model, messages) or older (question_id, model_id, choices).")

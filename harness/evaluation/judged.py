@@ -17,10 +17,10 @@ import json
 import os
 from pathlib import Path
 
-from harness.evaluation import BenchmarkFlags, BenchmarkOutput, EvalRequest, register_benchmark
+from harness.evaluation import BenchmarkOutput, EvalRequest, register_benchmark
 from harness.generation import SamplingSettings
+from harness.judged import BENCHMARKS as JUDGED
 
-JUDGED = ("mtbench", "alpacaeval", "arenahard")
 _PUBLIC_BACKEND_OPTIONS = ("batch_size", "device", "tensor_parallel_size", "base_url", "api_key_env")
 
 
@@ -104,46 +104,15 @@ def run_judged(name: str, req: EvalRequest) -> BenchmarkOutput:
                                raw_file=_relative(out.raw_file, work, base))
 
 
-def _mtbench_flags(g) -> None:
-    g.add_argument("--mtbench-mode", choices=["single", "pairwise"], default="single",
-                   help="MT-Bench grading: single-answer scores (default) or pairwise against --mtbench-baseline.")
-    g.add_argument("--mtbench-baseline", help="FastChat model_answer JSONL of the baseline for pairwise MT-Bench.")
-
-
-def _arena_flags(g) -> None:
-    g.add_argument("--arena-version", choices=["v0.1", "v2.0"], default="v0.1",
-                   help="Arena-Hard version: v0.1 (500 prompts, baseline gpt-4-0314, judged and scored with the 2024 "
-                        "rules of the published v0.1 leaderboard) or v2.0 (500 hard prompts against o3-mini and 250 "
-                        "creative-writing prompts against gemini-2.0-flash-001, current upstream rules). Default v0.1.")
-    g.add_argument("--arena-baseline", nargs="+", metavar="FILE",
-                   help="Baseline answers JSONL for Arena-Hard (default: the data dir's own: gpt-4-0314 for v0.1, "
-                        "o3-mini-2025-01-31 for v2.0 hard prompts). A file whose model is a category's upstream "
-                        "baseline (v2.0: o3-mini-2025-01-31 for hard prompts, gemini-2.0-flash-001 for creative "
-                        "writing) serves that category; another model serves every category.")
-    g.add_argument("--arena-style-control", choices=["off", "both", "length", "markdown"], default="off",
-                   help="Arena-Hard style control: length and/or markdown features as covariates of the "
-                        "Bradley-Terry fit (default off); recorded in the result.")
-
-
-def _arena_options(args) -> dict:
-    style = getattr(args, "arena_style_control", "off")
-    return {"version": getattr(args, "arena_version", "v0.1"), "baseline_answers": getattr(args, "arena_baseline", None),
-            "style_control": None if style == "off" else style}
-
-
-FLAGS = {
-    "mtbench": BenchmarkFlags("mtbench", _mtbench_flags, lambda args: {
-        "mode": getattr(args, "mtbench_mode", "single"), "baseline_answers": getattr(args, "mtbench_baseline", None)}),
-    "arenahard": BenchmarkFlags("arenahard", _arena_flags, _arena_options),
-}
-
-
 def _register(name: str):
     def fn(req: EvalRequest) -> BenchmarkOutput:
         return run_judged(name, req)
 
     fn.__name__ = f"run_{name}"
-    register_benchmark(name, flags=FLAGS.get(name), settings=settings)(fn)
+    from harness.judged import _module
+
+    # a judged module owns its CLI flags (``FLAGS``), read by `harness eval` and `harness judge` alike
+    register_benchmark(name, flags=getattr(_module(name), "FLAGS", None), settings=settings)(fn)
 
 
 for _name in JUDGED:

@@ -13,25 +13,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BENCHMARKS = ("mtbench", "alpacaeval", "arenahard")
+# name -> (its module in this package, other names it answers to). Adding a judged benchmark: its module here
+# (``run(...) -> BenchmarkOutput``), one entry below, a table spec and a test; `harness eval` and `harness judge`
+# pick it up from this table.
+MODULES = {
+    "mtbench": ("mtbench", ()),
+    "alpacaeval": ("alpacaeval", ("alpacaeval2",)),
+    "arenahard": ("arenahard", ("arenahardv01", "arenahardv20", "arenahardv2")),
+}
+BENCHMARKS = tuple(MODULES)
 
 
 def _module(name: str):
-    key = name.lower().replace("-", "").replace("_", "")
-    if key in ("mtbench",):
-        from harness.judged import mtbench as m
-    elif key in ("alpacaeval", "alpacaeval2"):
-        from harness.judged import alpacaeval as m
-    elif key in ("arenahard", "arenahardv01", "arenahardv20", "arenahardv2"):
-        from harness.judged import arenahard as m
-    else:
-        raise ValueError(f"unknown judged benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-    return m
+    import importlib
+
+    key = name.lower().replace("-", "").replace("_", "").replace(".", "")
+    for canon, (module, aliases) in MODULES.items():
+        if key == canon or key in aliases:
+            return importlib.import_module(f"{__name__}.{module}")
+    raise ValueError(f"unknown judged benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
 
 
 def canonical(name: str) -> str:
     """The registry name of a judged benchmark (``arena-hard-v2.0`` -> ``arenahard``)."""
-    return _module(name).__name__.rsplit(".", 1)[1]
+    module = _module(name).__name__.rsplit(".", 1)[1]
+    return next(canon for canon, (m, _) in MODULES.items() if m == module)
 
 
 def run_judged_benchmark(name: str, generator, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
@@ -55,7 +61,7 @@ def judged_output(name: str, generator, judge_cfg, out_dir: str | Path, limit: i
                   run: dict | None = None, **options):
     """The same run as ``run_judged_benchmark``, returning its scores and files (a ``BenchmarkOutput``, whose
     ``run`` names the model) without building or writing a record: the evaluation runner does that."""
-    key = name.lower().replace("-", "").replace("_", "")
+    key = name.lower().replace("-", "").replace("_", "").replace(".", "")
     if key in ("arenahardv20", "arenahardv2"):
         options.setdefault("version", "v2.0")
     return _module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)

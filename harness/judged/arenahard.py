@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.evaluation import BenchmarkFlags
 from harness.generation import SamplingSettings
 from harness.judge import JsonlStore, JudgeCache, JudgeClient, JudgeConfig
 from harness.judged import arena_rules, arena_score, arena_style, common
@@ -282,6 +283,31 @@ def judge(client: JudgeClient, jc: dict, questions, answers, bases: dict, path: 
     client.map(items, judge_one, on_done, desc="arena-hard judging")
     store.sync()
     return store
+
+
+def _add_flags(g) -> None:
+    g.add_argument("--arena-version", choices=list(VERSIONS), default="v0.1",
+                   help="Arena-Hard version: v0.1 (500 prompts, baseline gpt-4-0314, judged and scored with the 2024 "
+                        "rules of the published v0.1 leaderboard) or v2.0 (500 hard prompts against o3-mini and 250 "
+                        "creative-writing prompts against gemini-2.0-flash-001, current upstream rules). Default v0.1.")
+    g.add_argument("--arena-baseline", nargs="+", metavar="FILE",
+                   help="Baseline answers JSONL for Arena-Hard (default: the data dir's own: gpt-4-0314 for v0.1, "
+                        "o3-mini-2025-01-31 for v2.0 hard prompts). A file whose model is a category's upstream "
+                        "baseline (v2.0: o3-mini-2025-01-31 for hard prompts, gemini-2.0-flash-001 for creative "
+                        "writing) serves that category; another model serves every category.")
+    g.add_argument("--arena-style-control", choices=["off", *arena_style.CONTROLS], default="off",
+                   help="Arena-Hard style control: length and/or markdown features (headers, lists, bold) as "
+                        "covariates of the Bradley-Terry fit (upstream's show_result --control-features); default "
+                        "off; recorded in the result.")
+
+
+def _options(args) -> dict:
+    style = getattr(args, "arena_style_control", "off")
+    return {"version": getattr(args, "arena_version", "v0.1"), "baseline_answers": getattr(args, "arena_baseline", None),
+            "style_control": None if style == "off" else style}
+
+
+FLAGS = BenchmarkFlags("arenahard", _add_flags, _options)  # `harness eval` and `harness judge` read these
 
 
 def run(generator, judge_cfg: JudgeConfig | None, out_dir: Path, limit: int | None = None, *, run: dict | None = None,

@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
+from harness.evaluation import BenchmarkFlags
 from harness.generation import SamplingSettings
 from harness.judge import JsonlStore, JudgeCache, JudgeClient, JudgeConfig
 from harness.judged import common
@@ -276,6 +277,17 @@ def radar_png(per_category: dict[str, float], path: Path, label: str) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ---------- CLI flags (`harness eval` and `harness judge`) ----------
+def _add_flags(g) -> None:
+    g.add_argument("--mtbench-mode", choices=["single", "pairwise"], default="single",
+                   help="MT-Bench grading: single-answer scores (default) or pairwise against --mtbench-baseline.")
+    g.add_argument("--mtbench-baseline", help="FastChat model_answer JSONL of the baseline for pairwise MT-Bench.")
+
+
+FLAGS = BenchmarkFlags("mtbench", _add_flags, lambda args: {
+    "mode": getattr(args, "mtbench_mode", "single"), "baseline_answers": getattr(args, "mtbench_baseline", None)})
 
 
 # ---------- entry point ----------
