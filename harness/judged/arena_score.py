@@ -87,8 +87,7 @@ def score_style(rows: dict[str, list], meta: dict[str, dict], base_meta: dict, c
 
 def score_category(rule: str, rows: dict[str, list], meta: dict | None, base: dict, style_control,
                    rounds: int) -> dict[str, dict]:
-    """Scores of every model in ``rows`` for one category, with the version's scorer or style control."""
-    """Scores of every model in ``rows`` for one category. ``meta``: model -> uid -> style metadata, with the
+    """Scores of every model in ``rows`` for one category, with the version's scorer or style control. ``meta``: model -> uid -> style metadata, with the
     baseline's under ``base["name"]`` (style control only)."""
     if style_control:
         return score_style(rows, meta, meta[base["name"]], style_control, rounds)
