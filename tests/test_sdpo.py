@@ -193,3 +193,28 @@ def test_cli_sdpo_with_dgpo(tiny_model, two_sources, tmp_path, capsys):
     assert json.loads((tmp_path / "o" / "step-2" / "run.json").read_text())["model_path"] == str(tmp_path / "o" / "step-1")
     assert "M_1" in capsys.readouterr().out
     assert main(argv + ["--sdpo-steps", "3"]) == 2
+
+
+def test_sdpo_under_accelerate_two_processes_matches_one(tiny_model, two_sources, tmp_path):
+    """sDPO under `accelerate launch` with 2 CPU processes: the initial model's per-source accuracy (computed
+    across ranks), the chunk order, each step's reference chain and the final weights equal one process with the
+    same global batch; only rank 0 writes the shared files."""
+    from tests.conftest import train_two_processes
+
+    one = tmp_path / "one"
+    train_sdpo(_cfg(tiny_model, two_sources, one, lr=1e-3, max_length=96, max_prompt_length=48), loss="dpo")
+    two = tmp_path / "two"
+    r = train_two_processes(tiny_model, two_sources[0], two, "sdpo", "--data", two_sources[1], "--sdpo-loss", "dpo",
+                            "--batch-size", "2", "--max-steps", "2")  # 2 processes x 2 = one process's batch 4
+    assert r.returncode == 0, r.stderr[-3000:]
+    s1, s2 = (json.loads((d / "sdpo.json").read_text()) for d in (one, two))
+    assert [c["name"] for c in s1["chunks"]] == [c["name"] for c in s2["chunks"]]
+    assert [c["indices"] for c in s1["chunks"]] == [c["indices"] for c in s2["chunks"]]
+    assert [c["reward_accuracy_M0"] for c in s1["chunks"]] == pytest.approx([c["reward_accuracy_M0"] for c in s2["chunks"]])
+    g1, g2 = ([c["gamma_mean"] for row in s["gamma_ref"] for c in row["chunks"]] for s in (s1, s2))
+    assert len(g1) == 6 and g1 == pytest.approx(g2, abs=1e-4)
+    assert [st["reference_fingerprint"] for st in s2["steps"]][1] == model_fingerprint(two / "step-1")
+    w1, w2 = _weights(one), _weights(two)
+    assert w1.keys() == w2.keys() and all(torch.allclose(w1[k], w2[k], atol=1e-4) for k in w1)
+    rows = [json.loads(x) for x in (two / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["sdpo_step"]) for x in rows] == [(1, 1), (2, 1), (3, 2), (4, 2)]  # written once, by rank 0

@@ -109,10 +109,10 @@ def _register(name: str):
         return run_judged(name, req)
 
     fn.__name__ = f"run_{name}"
-    from harness.judged import _module
+    from harness.judged import benchmark_module
 
     # a judged module owns its CLI flags (``FLAGS``), read by `harness eval` and `harness judge` alike
-    register_benchmark(name, flags=getattr(_module(name), "FLAGS", None), settings=settings)(fn)
+    register_benchmark(name, flags=getattr(benchmark_module(name), "FLAGS", None), settings=settings)(fn)
 
 
 for _name in JUDGED:

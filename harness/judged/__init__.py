@@ -24,7 +24,7 @@ MODULES = {
 BENCHMARKS = tuple(MODULES)
 
 
-def _module(name: str):
+def benchmark_module(name: str):
     import importlib
 
     key = name.lower().replace("-", "").replace("_", "").replace(".", "")
@@ -36,7 +36,7 @@ def _module(name: str):
 
 def canonical(name: str) -> str:
     """The registry name of a judged benchmark (``arena-hard-v2.0`` -> ``arenahard``)."""
-    module = _module(name).__name__.rsplit(".", 1)[1]
+    module = benchmark_module(name).__name__.rsplit(".", 1)[1]
     return next(canon for canon, (m, _) in MODULES.items() if m == module)
 
 
@@ -64,7 +64,7 @@ def judged_output(name: str, generator, judge_cfg, out_dir: str | Path, limit: i
     key = name.lower().replace("-", "").replace("_", "").replace(".", "")
     if key in ("arenahardv20", "arenahardv2"):
         options.setdefault("version", "v2.0")
-    return _module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)
+    return benchmark_module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)
 
 
 def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
@@ -81,7 +81,7 @@ def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str |
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"answers file not found: {f}")
-    m = _module(name)
+    m = benchmark_module(name)
     started = now()
     if m.__name__.endswith("arenahard"):
         outs = m.run_many(None, judge_cfg, Path(out_dir), limit, runs=[run] if run else None,
