@@ -32,6 +32,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from align.atomic import write_json_atomic
 from align.data import DataError, load_preference_data, same_apart_from_whitespace, split_hh_dialogue, write_jsonl
 
 
@@ -104,9 +105,7 @@ def _finish(rows: list[dict], report: BuildReport, output: str | Path, limit: in
     report.mean_edit_distance = sum(normalised_edit_distance(p.chosen, p.rejected) for p in pairs) / len(pairs)
     report.mean_word_edit_distance = sum(word_edit_distance(p.chosen, p.rejected) for p in pairs) / len(pairs)
     sidecar = Path(str(path).removesuffix(".jsonl") + ".report.json")
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=2))
-    tmp.replace(sidecar)
+    write_json_atomic(sidecar, report.to_dict())
     return report
 
 

@@ -344,16 +344,9 @@ def arithmetic_preference_pairs(n: int = 256, seed: int = 1) -> list[dict]:
 
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:
     """Atomic JSONL write."""
-    import os
+    from align.atomic import write_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def default_preference_data() -> list[str]:

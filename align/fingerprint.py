@@ -5,6 +5,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from align.atomic import write_atomic
 from align.cache import cache_root
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -25,9 +26,7 @@ def _file_digest(path: Path) -> str:
             for block in iter(lambda: fh.read(1 << 22), b""):
                 h.update(block)
         memo[key] = h.hexdigest()
-        tmp = memo_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(memo))
-        tmp.replace(memo_path)
+        write_atomic(memo_path, json.dumps(memo), fsync=False)  # a memo: losing it only costs a rehash
     return memo[key]
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from align.atomic import write_atomic
 from align.config import TrainConfig
 from align.data import DataError, default_preference_data, fingerprint_pairs, load_preference_data
 from align.encoding import encode_pair, fingerprint_encoded
@@ -150,10 +151,7 @@ def model_logps(cfg: TrainConfig, model_path: str, encoded, pad_id: int, cache_d
                                      full_logits=cfg.full_logits)
     del model
     if acc.is_main_process:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        torch.save({"chosen": chosen, "rejected": rejected}, tmp)
-        tmp.replace(path)
+        write_atomic(path, lambda fh: torch.save({"chosen": chosen, "rejected": rejected}, fh))
     return chosen, rejected
 
 
@@ -169,9 +167,7 @@ def _write_json(path: Path, obj) -> None:
     text = json.dumps(obj, indent=2, default=str)
     # Keep index lists on one line: the file stays readable with thousands of pairs.
     text = re.sub(r"\[\s+(-?\d+(?:,\s+-?\d+)*)\s+\]", lambda m: "[" + ", ".join(m.group(1).split(",\n")).replace(" ", "").replace(",", ", ") + "]", text)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def _merge_metrics(output: Path, n_steps: int) -> None:
@@ -187,9 +183,7 @@ def _merge_metrics(output: Path, n_steps: int) -> None:
         for r in local:
             rows.append({**r, "step": offset + r["step"], "sdpo_step": t, "step_in_sdpo_step": r["step"]})
         offset += max((r["step"] for r in local), default=0)
-    tmp = output / f"metrics.jsonl.tmp{os.getpid()}"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(output / "metrics.jsonl")
+    write_atomic(output / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _publish_final(output: Path, step_dir: Path) -> None:

@@ -22,6 +22,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
+from align.atomic import write_atomic, write_json_atomic
 from align.cache import cache_root
 from align.config import TrainConfig
 from align.data import LoadReport, default_preference_data, load_preference_data
@@ -194,10 +195,7 @@ def reference_logps(cfg, model, ref_name: str, encoded, acc, pad_id, mixed_preci
         with reference_mode(model, acc):
             chosen, rejected = compute_logps(model, encoded, acc, pad_id, cfg.ref_batch_size, full_logits=cfg.full_logits)
     if acc.is_main_process:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"chosen": chosen, "rejected": rejected}, tmp)
-        tmp.replace(path)
+        write_atomic(path, lambda fh: torch.save({"chosen": chosen, "rejected": rejected}, fh))
     return chosen, rejected, key, False
 
 
@@ -549,12 +547,6 @@ def save_final(acc, model, tokenizer, output: Path, run: dict, cfg: TrainConfig)
         except Exception as e:  # a plot must never cost a finished run
             print(f"warning: could not plot training curves: {e}")
     acc.wait_for_everyone()
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
 
 
 def versions() -> dict:

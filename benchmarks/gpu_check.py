@@ -329,11 +329,9 @@ def main(argv=None) -> None:
     }
     report["total_s"] = time.monotonic() - t_start
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = out.with_name(out.name + f".tmp{os.getpid()}")
-        tmp_out.write_text(json.dumps(report, indent=2))
-        tmp_out.replace(out)
+        from align.atomic import write_json_atomic
+
+        write_json_atomic(Path(args.out), report)
     print(json.dumps(report, indent=2))
 
 

@@ -128,7 +128,7 @@ def main(argv=None) -> None:
                                   "trl": trl.__version__}},
         "vocabularies": {},
     }
-    from align.trainer import write_json_atomic
+    from align.atomic import write_json_atomic
 
     for v in args.vocabs:  # written after each vocabulary: a run cut short keeps what it measured
         report["vocabularies"][str(v)] = one_vocab(v, args, data_dir)

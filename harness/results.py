@@ -11,6 +11,8 @@ import platform
 from functools import lru_cache
 from pathlib import Path
 
+from align.atomic import write_atomic
+
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
 SCHEMA_VERSION = 1
 
@@ -72,15 +74,7 @@ def write_result(results_dir: str | Path, record: dict) -> Path:
     record.setdefault("schema_version", SCHEMA_VERSION)
     path = result_path(results_dir, record["run"]["run_id"], record["benchmark"])
     validate(record, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def read_result(path: str | Path) -> dict:

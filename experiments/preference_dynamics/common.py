@@ -40,7 +40,7 @@ def data_dir() -> Path:
 
 
 def write_json(path: Path, obj) -> None:
-    from align.trainer import write_json_atomic
+    from align.atomic import write_json_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, obj)

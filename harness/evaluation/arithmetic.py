@@ -61,7 +61,8 @@ def task_config(data_file: Path, chat: bool) -> dict:
 
 
 def prepare_task(cache_dir: Path, chat: bool) -> Path:
-    from harness.evaluation.openllm_tasks import _jsonl, _write_atomic
+    from align.atomic import write_atomic
+    from harness.evaluation.openllm_tasks import _jsonl
 
     rows = heldout_problems()
     text = _jsonl(rows)
@@ -69,8 +70,8 @@ def prepare_task(cache_dir: Path, chat: bool) -> Path:
     out = cache_dir / "arithmetic-task" / f"{key}-{'chat' if chat else 'plain'}"
     data = out / "data" / "test.jsonl"
     if not data.exists():
-        _write_atomic(data, text)
-    _write_atomic(out / f"{TASK}.yaml", yaml.safe_dump(task_config(data, chat), sort_keys=True))
+        write_atomic(data, text)
+    write_atomic(out / f"{TASK}.yaml", yaml.safe_dump(task_config(data, chat), sort_keys=True))
     return out
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from align.atomic import write_atomic
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -74,13 +75,6 @@ def lm_eval_tasks_dir() -> Path:
     import lm_eval.tasks
 
     return Path(lm_eval.tasks.__file__).parent
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _jsonl(rows) -> str:
@@ -213,8 +207,8 @@ def write_task_dir(out_dir: Path, tasks: list[str], data_dir: Path | None) -> Pa
         text = yaml.safe_dump(cfg, sort_keys=True)
         if name == "truthfulqa_mc2":
             text += MC2_HOOK
-            _write_atomic(out_dir / f"{MC2_MODULE}.py", MC2_SHIM)
-        _write_atomic(out_dir / f"{name}.yaml", text)
+            write_atomic(out_dir / f"{MC2_MODULE}.py", MC2_SHIM)
+        write_atomic(out_dir / f"{name}.yaml", text)
     return out_dir
 
 
@@ -230,19 +224,19 @@ def _offline_files(name: str, data_dir: Path, conv: Path) -> dict:
     if name == "arc_challenge":
         target = conv / "arc_challenge_test.jsonl"
         if not target.exists():
-            _write_atomic(target, _jsonl(arc_rows(data_dir / "arc_challenge" / "ARC-Challenge-Test.jsonl")))
+            write_atomic(target, _jsonl(arc_rows(data_dir / "arc_challenge" / "ARC-Challenge-Test.jsonl")))
         return {"test": str(target)}
     if name == "winogrande":
         target = conv / "winogrande_dev.jsonl"
         if not target.exists():
-            _write_atomic(target, _jsonl(winogrande_rows(data_dir / "winogrande" / "dev.jsonl")))
+            write_atomic(target, _jsonl(winogrande_rows(data_dir / "winogrande" / "dev.jsonl")))
         return {"validation": str(target)}
     if name == "gsm8k":
         return {"train": str(data_dir / "gsm8k" / "train.jsonl"), "test": str(data_dir / "gsm8k" / "test.jsonl")}
     if name == "truthfulqa_mc2":
         target = conv / "truthfulqa_mc.jsonl"
         if not target.exists():
-            _write_atomic(target, _jsonl(truthfulqa_rows(data_dir / "truthfulqa" / "TruthfulQA.csv")))
+            write_atomic(target, _jsonl(truthfulqa_rows(data_dir / "truthfulqa" / "TruthfulQA.csv")))
         return {"validation": str(target)}
     raise KeyError(name)
 
@@ -260,15 +254,15 @@ def _write_mmlu(out_dir: Path, upstream_dir: Path, data_dir: Path | None, conv: 
             for split in ("dev", "test"):
                 target = conv / "mmlu" / f"{s}_{split}.jsonl"
                 if not target.exists():
-                    _write_atomic(target, _jsonl(mmlu_rows(data_dir / "mmlu" / split / f"{s}_{split}.csv", s)))
+                    write_atomic(target, _jsonl(mmlu_rows(data_dir / "mmlu" / split / f"{s}_{split}.csv", s)))
                 files[split] = str(target)
             cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": files})
-        _write_atomic(out_dir / f"mmlu_{s}.yaml", yaml.safe_dump(cfg, sort_keys=True))
+        write_atomic(out_dir / f"mmlu_{s}.yaml", yaml.safe_dump(cfg, sort_keys=True))
         names.append(f"mmlu_{s}")
     # lm-eval's group score is weighted by subject size; the v1 leaderboard's is the plain mean (computed by us).
     group = {"group": "mmlu", "task": names, "aggregate_metric_list": [{"metric": "acc", "weight_by_size": True}],
              "metadata": {"version": 2}}
-    _write_atomic(out_dir / "_mmlu_group.yaml", yaml.safe_dump(group, sort_keys=True))
+    write_atomic(out_dir / "_mmlu_group.yaml", yaml.safe_dump(group, sort_keys=True))
 
 
 def prepare_tasks(tasks: list[str], data_dir: str | Path | None, cache_dir: Path) -> Path:

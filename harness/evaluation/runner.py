@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from align.atomic import write_json_atomic
 from harness import results as R
 from harness.evaluation import BenchmarkOutput, EvalRequest, get_benchmark
 from harness.judge.config import JudgeDryRun
@@ -86,11 +86,7 @@ def evaluate_model(model: str, benchmarks: list[str], results_dir: str | Path, *
             continue
         record = build_record(name, run, out, started, raw_path(target).name if out.raw is not None else out.raw_file)
         if out.raw is not None:
-            raw = raw_path(target)
-            raw.parent.mkdir(parents=True, exist_ok=True)
-            tmp = raw.with_name(f".{raw.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps(out.raw, indent=1, sort_keys=True, default=str))
-            tmp.replace(raw)
+            write_json_atomic(raw_path(target), out.raw, indent=1, sort_keys=True)
         written.append(R.write_result(results_dir, record))
     return written
 

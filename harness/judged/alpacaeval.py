@@ -13,7 +13,6 @@ package is importable and online.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from align.atomic import write_json_atomic
 from harness.generation import SamplingSettings
 from harness.judge import JsonlStore, JudgeCache, JudgeClient, JudgeConfig
 from harness.judged import common
@@ -247,9 +247,7 @@ def generate_outputs(generator, refs: list[dict], path: Path, model_name: str, c
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, obj, ensure_ascii=False)
 
 
 def _row(i, refs, outputs, pref, swapped, raw) -> dict:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
+from align.atomic import write_atomic
 from harness.leaderboard.tables import Table
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
@@ -124,17 +124,14 @@ def bar_chart(t: Table, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig = bar_figure(t)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fig.savefig(tmp, format="png", metadata={"Software": None})  # no version stamp: stable bytes
-    plt.close(fig)
-    tmp.replace(path)
+    try:  # no version stamp: stable bytes
+        write_atomic(path, lambda fh: fig.savefig(fh, format="png", metadata={"Software": None}))
+    finally:
+        plt.close(fig)
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def write_table(t: Table, out_dir: Path, plot: bool = True) -> list[Path]:
