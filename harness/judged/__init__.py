@@ -13,31 +13,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# name -> (its module in this package, other names it answers to). Adding a judged benchmark: its module here
-# (``run(...) -> BenchmarkOutput``), one entry below, a table spec and a test; `harness eval` and `harness judge`
-# pick it up from this table.
-MODULES = {
-    "mtbench": ("mtbench", ()),
-    "alpacaeval": ("alpacaeval", ("alpacaeval2",)),
-    "arenahard": ("arenahard", ("arenahardv01", "arenahardv20", "arenahardv2")),
+# Each judged benchmark: its module in this package (named as the benchmark; ``run(...) -> BenchmarkOutput``,
+# optional ``FLAGS``) and the other names it answers to. Adding one: its module, one entry here, a table spec and
+# a test; `harness eval` and `harness judge` pick it up from this table.
+ALIASES = {
+    "mtbench": (),
+    "alpacaeval": ("alpacaeval2",),
+    "arenahard": ("arenahardv01", "arenahardv20", "arenahardv2"),
 }
-BENCHMARKS = tuple(MODULES)
+BENCHMARKS = tuple(ALIASES)
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "").replace(".", "")
+
+
+def canonical(name: str) -> str:
+    """The registry name of a judged benchmark (``arena-hard-v2.0`` -> ``arenahard``)."""
+    key = _key(name)
+    for canon, aliases in ALIASES.items():
+        if key == canon or key in aliases:
+            return canon
+    raise ValueError(f"unknown judged benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
 
 
 def benchmark_module(name: str):
     import importlib
 
-    key = name.lower().replace("-", "").replace("_", "").replace(".", "")
-    for canon, (module, aliases) in MODULES.items():
-        if key == canon or key in aliases:
-            return importlib.import_module(f"{__name__}.{module}")
-    raise ValueError(f"unknown judged benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-
-
-def canonical(name: str) -> str:
-    """The registry name of a judged benchmark (``arena-hard-v2.0`` -> ``arenahard``)."""
-    module = benchmark_module(name).__name__.rsplit(".", 1)[1]
-    return next(canon for canon, (m, _) in MODULES.items() if m == module)
+    return importlib.import_module(f"{__name__}.{canonical(name)}")
 
 
 def run_judged_benchmark(name: str, generator, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
@@ -61,8 +64,7 @@ def judged_output(name: str, generator, judge_cfg, out_dir: str | Path, limit: i
                   run: dict | None = None, **options):
     """The same run as ``run_judged_benchmark``, returning its scores and files (a ``BenchmarkOutput``, whose
     ``run`` names the model) without building or writing a record: the evaluation runner does that."""
-    key = name.lower().replace("-", "").replace("_", "").replace(".", "")
-    if key in ("arenahardv20", "arenahardv2"):
+    if _key(name) in ("arenahardv20", "arenahardv2"):
         options.setdefault("version", "v2.0")
     return benchmark_module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)
 
@@ -83,14 +85,14 @@ def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str |
             raise FileNotFoundError(f"answers file not found: {f}")
     m = benchmark_module(name)
     started = now()
-    if m.__name__.endswith("arenahard"):
+    if hasattr(m, "run_many"):  # scores every model together (Arena-Hard, as upstream)
         outs = m.run_many(None, judge_cfg, Path(out_dir), limit, runs=[run] if run else None,
                           answers_paths=files, **options)
     else:
         outs = []
         for f in files:
             # AlpacaEval keeps one annotation file per folder: one folder per model
-            sub = Path(out_dir) / f.name.split(".")[0] if m.__name__.endswith("alpacaeval") and len(files) > 1 else Path(out_dir)
+            sub = Path(out_dir) / f.name.split(".")[0] if canonical(name) == "alpacaeval" and len(files) > 1 else Path(out_dir)
             outs.append(m.run(None, judge_cfg, sub, limit, run=run, answers_path=f, **options))
     return [_write(canonical(name), out, started, results_dir or out_dir) for out in outs]
 
