@@ -96,6 +96,16 @@ def gen_temperatures(spec: str | None) -> dict[str, float]:
     return out
 
 
+def ignored_flags_error(args, benchmarks: list[str]) -> str | None:
+    """The error for benchmark flags given to a benchmark that does not run; None when there are none."""
+    from harness.evaluation import ignored_flags
+
+    if found := ignored_flags(args, benchmarks):
+        return (f"{', '.join(found)} set, but that benchmark is not run (benchmarks: {', '.join(benchmarks)}): "
+                "the setting would be ignored")
+    return None
+
+
 def judge_notice(args, benchmarks: list[str]) -> str | None:
     """What keeps the judged benchmarks from being judged, said before anything runs; None when ready."""
     from harness.cmd_judge import judge_config_from_args
@@ -126,6 +136,10 @@ def _eval(args) -> int:
 
     from align.hub import check_model_spec
 
+    benches = [b for b in args.benchmarks.split(",") if b]
+    if msg := ignored_flags_error(args, benches):
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
     try:  # a typo fails here, at once, not after loading the evaluation stack; an endpoint's model is its name
         if args.backend != "openai":
             check_model_spec(args.model)
@@ -136,7 +150,6 @@ def _eval(args) -> int:
     from harness.judge import JudgeError
     from harness.judged.common import INCOMPLETE_EXIT
 
-    benches = [b for b in args.benchmarks.split(",") if b]
     try:
         request = request_from_args(args, args.model)
         if notice := judge_notice(args, benches):

@@ -59,8 +59,12 @@ def _judge(args) -> int:
     from harness.judged.data import DataError
     from harness.results import ResultError
 
+    from harness.cmd_eval import ignored_flags_error
     from harness.evaluation import benchmark_flags
 
+    if msg := ignored_flags_error(args, [args.benchmark]):
+        print(f"error: {msg}")
+        return 2
     cfg = judge_config_from_args(args)
     options = {"data_dir": args.data_dir}
     if flags := benchmark_flags().get(args.benchmark):  # the benchmark's own flags, as `harness eval` reads them

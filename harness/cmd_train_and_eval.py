@@ -138,7 +138,7 @@ def _phases(args, summary: list[str], run_ids: list[str]):
     from align.data import load_preference_data
     from align.methods import get_method
     from align.trainer import ResumeMismatch, resolve_model
-    from harness.cmd_eval import judge_notice
+    from harness.cmd_eval import ignored_flags_error, judge_notice
     from harness.leaderboard import regenerate
 
     args.model = args.model or "tiny"
@@ -154,6 +154,8 @@ def _phases(args, summary: list[str], run_ids: list[str]):
     if args.max_new_tokens is None and tiny:
         args.max_new_tokens = TINY_MAX_NEW_TOKENS
     benches = [b for b in args.benchmarks.split(",") if b]
+    if msg := ignored_flags_error(args, benches):
+        raise ValueError(msg)
     root = Path(args.runs_dir)
     jobs = training_jobs(args, root)
     if notice := judge_notice(args, benches):

@@ -111,3 +111,21 @@ def test_judge_command_reads_the_same_registry_flags():
     assert benchmark_flags()["mtbench"].options(a) == {"mode": "pairwise", "baseline_answers": None}
     a = p.parse_args(["judge", "--benchmark", "mtbench", "--answers", "x.jsonl"])
     assert a.mtbench_mode == "single"
+
+
+def test_a_benchmark_flag_for_a_benchmark_that_does_not_run_is_refused(capsys, tmp_path):
+    """No setting is silently ignored: --arena-version with only openllm (eval), or with --benchmark mtbench
+    (judge), exits 2 naming the flag and its benchmark, before anything runs."""
+    from harness.cli import main
+
+    assert main(["eval", "--model", "m", "--benchmarks", "openllm", "--arena-version", "v2.0"]) == 2
+    err = capsys.readouterr().err
+    assert "--arena-version (arenahard)" in err and "would be ignored" in err
+    assert main(["judge", "--benchmark", "mtbench", "--answers", "a.jsonl", "--arena-style-control", "length",
+                 "--mtbench-mode", "pairwise"]) == 2
+    out = capsys.readouterr().out
+    assert "--arena-style-control (arenahard)" in out and "--mtbench-mode" not in out
+    assert main(["train-and-eval", "--method", "dpo", "--benchmarks", "openllm", "--mtbench-baseline", "b.jsonl",
+                 "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]) == 2
+    assert "--mtbench-baseline (mtbench)" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()  # refused before anything ran

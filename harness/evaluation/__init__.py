@@ -81,6 +81,23 @@ def benchmark_flags() -> dict[str, BenchmarkFlags]:
     return FLAGS
 
 
+def ignored_flags(args, selected) -> list[str]:
+    """Benchmark flags set to a non-default value for a benchmark that is not in ``selected``: the command
+    refuses them (exit 2) rather than ignore a setting silently."""
+    import argparse
+
+    found = []
+    for name, flags in benchmark_flags().items():
+        if name in selected:
+            continue
+        own = argparse.ArgumentParser(add_help=False)
+        flags.add_arguments(own)
+        for action in own._actions:
+            if getattr(args, action.dest, action.default) != action.default:
+                found.append(f"{action.option_strings[0]} ({name})")
+    return found
+
+
 def benchmarks() -> dict[str, Callable[[EvalRequest], BenchmarkOutput]]:
     for m in BENCHMARK_MODULES:
         try:
