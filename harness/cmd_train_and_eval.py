@@ -138,7 +138,7 @@ def _phases(args, summary: list[str], run_ids: list[str]):
     from align.data import load_preference_data
     from align.methods import get_method
     from align.trainer import ResumeMismatch, resolve_model
-    from harness.cmd_eval import ignored_flags_error, judge_notice
+    from harness.cmd_eval import ignored_flags_error, judge_notice, request_from_args
     from harness.leaderboard import regenerate
 
     args.model = args.model or "tiny"
@@ -156,6 +156,9 @@ def _phases(args, summary: list[str], run_ids: list[str]):
     benches = [b for b in args.benchmarks.split(",") if b]
     if msg := ignored_flags_error(args, benches):
         raise ValueError(msg)
+    data_dir = request_from_args(args, args.model).data_dir
+    if data_dir and not Path(data_dir).is_dir():  # said now, not after the tiny model is built and trained
+        raise FileNotFoundError(f"data directory {data_dir} not found (set HARNESS_DATA_DIR)")
     root = Path(args.runs_dir)
     jobs = training_jobs(args, root)
     if notice := judge_notice(args, benches):

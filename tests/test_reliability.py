@@ -193,6 +193,16 @@ def test_bad_data_fails_before_the_tiny_model_is_built(tmp_path, fresh_cache, ca
     assert seconds < 10 and no_model_built(fresh_cache)
 
 
+def test_missing_data_directory_fails_before_the_tiny_model_is_built(tmp_path, fresh_cache, capsys, monkeypatch):
+    """HARNESS_DATA_DIR pointing nowhere (the README's relative ../shared/data from another folder) is said at
+    once, not after the tiny model is built and pre-trained."""
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "no-such-data"))
+    code, _, err, seconds = cli(capsys, "train-and-eval", "--method", "dpop", "--runs-dir", tmp_path / "runs",
+                                "--results", tmp_path / "r", "--leaderboards", tmp_path / "lb")
+    assert code == 2 and f"data directory {tmp_path / 'no-such-data'} not found" in err
+    assert seconds < 10 and no_model_built(fresh_cache)
+
+
 # ------------------------------------------------------------------- item 10: nothing passes silently
 @pytest.mark.parametrize("rejected", ["2 + 2 = 4. The answer is 4.  \n", " 2 + 2 =  4.\tThe answer is 4."])
 def test_answers_differing_only_by_whitespace_are_identical(tmp_path, rejected):
