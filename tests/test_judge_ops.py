@@ -250,3 +250,27 @@ def test_eval_dry_run_skips_the_result_and_goes_on(tmp_path, capsys, monkeypatch
     paths = evaluate_model("m", ["dry_bench", "ok_bench"], tmp_path, run=run, request=EvalRequest(model="m"))
     assert [p.name for p in paths] == ["ok_bench.json"] and not (tmp_path / "r" / "dry_bench.json").exists()
     assert "r/dry_bench: dry run: mt-bench judging: 4 calls" in capsys.readouterr().out
+
+
+def test_judging_cost_per_model_survives_a_rerun_from_the_cache_and_reaches_the_leaderboard(key, data_dir, tmp_path):
+    """judging_cost_usd = this run's spend + the cached replies it reused, at the same prices: a rerun from the
+    cache spends $0 but the model's judging cost stays; the judge_cost table shows it per model."""
+    from harness.leaderboard import regenerate
+
+    out = tmp_path / "out"
+    price = ["--judge-price-in", "10", "--judge-price-out", "30"]
+    with FakeOpenAI() as fake:
+        assert main(_mt(data_dir, out, fake.base_url, *price)) == 0
+        first = _result(out)["judge"]
+        shutil.rmtree(out / "mt_bench" / "model_judgment")  # judged again: every reply from the cache
+        assert main(_mt(data_dir, out, fake.base_url, *price)) == 0 and fake.n_requests == 4
+    again = _result(out)["judge"]
+    by_hand = (first["prompt_tokens"] * 10 + first["completion_tokens"] * 30) / 1e6
+    assert first["cost_usd"] == pytest.approx(by_hand) and first["judging_cost_usd"] == pytest.approx(by_hand)
+    assert again["cost_usd"] == 0 and again["cache_hits"] == 4 and again["cached_usd"] == pytest.approx(by_hand)
+    assert again["judging_cost_usd"] == pytest.approx(by_hand)
+    boards = regenerate(out, tmp_path / "lb", plot=False)
+    md = (tmp_path / "lb" / "judge_cost.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| alpaca-13b"))
+    assert f"| {by_hand:.2f} |" in row and row.count("–") == 2  # AlpacaEval, Arena-Hard: not run
+    assert any(p.name == "judge_cost.md" for p in boards["written"])

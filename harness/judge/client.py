@@ -61,6 +61,7 @@ class JudgeStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = 0.0  # real spend at the run's prices (None: price unknown)
+    cached_usd: float | None = 0.0  # the replies served from the cache, at the same prices (spent by an earlier run)
     judge_seconds: float = 0.0  # wall time spent judging (map), without loading, summaries or plots
     last_error: str | None = None  # redacted
     stopped: str | None = None  # why the run stopped early (items left unjudged); None: it did not
@@ -71,7 +72,10 @@ class JudgeStats:
         return self.prompt_tokens + self.completion_tokens
 
     def to_json(self) -> dict:
-        return {**asdict(self), "total_tokens": self.total_tokens}
+        # judging_cost_usd: what judging these answers costs at these prices, whichever run paid for it (the
+        # leaderboard's cost per model); cost_usd alone is this run's spend, 0 on a rerun from the cache.
+        total = None if self.cost_usd is None or self.cached_usd is None else self.cost_usd + self.cached_usd
+        return {**asdict(self), "total_tokens": self.total_tokens, "judging_cost_usd": total}
 
     def summary(self) -> str:
         spend = "" if self.cost_usd is None else f", ${self.cost_usd:,.4f}"
@@ -158,7 +162,7 @@ class JudgeClient:
 
         self._price_in, self._price_out, _ = prices(cfg)
         if self._price_in is None:
-            self.stats.cost_usd = None
+            self.stats.cost_usd = self.stats.cached_usd = None
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
@@ -226,6 +230,13 @@ class JudgeClient:
                 ledger.stopped = (f"real spend ${ledger.spent_usd:,.4f} reached --max-judge-cost "
                                   f"${self.cfg.max_cost:,.2f}")
 
+    def _account_cached(self, usage: dict) -> None:
+        from harness.judge.cost import cost
+
+        value = cost(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), self._price_in, self._price_out)
+        if value is not None and self.stats.cached_usd is not None:
+            self.stats.cached_usd += value
+
     def _failed(self, message: str) -> JudgeReply:
         self.stats.failures += 1
         self.stats.last_error = message
@@ -243,6 +254,7 @@ class JudgeClient:
                 self._estimate_hits += 1
             else:
                 self.stats.cache_hits += 1
+                self._account_cached(hit.get("usage") or {})
             return JudgeReply(hit["text"], hit.get("top_logprobs"), hit.get("usage", {}), cached=True)
         if self._recorded is not None:  # estimating: build the request, send nothing
             self._recorded.append(request)

@@ -65,11 +65,13 @@ MAX_PLOTTED_PUBLISHED = 3  # a chart of dozens of paper rows is unreadable; the 
 
 
 def _plotted_rows(t: Table) -> tuple[list[str], list[list], int]:
-    """Measured rows, then the first few complete published rows; how many published rows were left out."""
+    """Measured rows, then the first few published rows, complete ones first (a published row with some values
+    when none is complete: a paper that reports only MT-Bench still shows); how many rows were left out."""
     published = set(t.published)
     measured = [(lab, v) for lab, v in zip(t.labels, t.values) if lab not in published]
-    complete = [(lab, v) for lab, v in zip(t.labels, t.values) if lab in published and None not in v]
-    kept = complete[:MAX_PLOTTED_PUBLISHED] if measured else complete[: 2 * MAX_PLOTTED_PUBLISHED]
+    refs = [(lab, v) for lab, v in zip(t.labels, t.values) if lab in published and any(x is not None for x in v)]
+    refs.sort(key=lambda row: None in row[1])  # stable: complete rows first, each group in table order
+    kept = refs[:MAX_PLOTTED_PUBLISHED] if measured else refs[: 2 * MAX_PLOTTED_PUBLISHED]
     rows = measured + kept
     return [lab for lab, _ in rows], [v for _, v in rows], len(t.labels) - len(rows)
 
@@ -95,18 +97,20 @@ def bar_figure(t: Table):
     bottom = min([0.0, *found])
     marker_y = bottom + 0.02 * ((top - bottom) or 1.0)
     flagged = set(t.not_comparable) if t.published else set()
+    colors = plt.get_cmap("tab20" if len(values) > 10 else "tab10").colors  # no two rows share a colour
     for i, (label, vals) in enumerate(zip(labels, values)):
         xs = [j + i * width for j in range(len(headers))]
         shown = f"{label} ({NOT_COMPARABLE})" if label in flagged else label
-        ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=shown,
-                      hatch="//" if label in flagged else None)
+        ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=shown, color=colors[i % len(colors)],
+               hatch="//" if label in flagged else None)
         for x, v in zip(xs, vals):
             # A missing value and a real 0 both draw no bar: label each, so that neither reads as the other.
             if v is None or v == 0:
                 ax.text(x, marker_y, "n/a" if v is None else "0", ha="center", va="bottom",
                         rotation=90 if v is None else 0, fontsize=7, color="0.3")
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(headers))], headers)
-    ax.set_ylabel(t.y_label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(headers))],
+                  ["\n".join(textwrap.wrap(h, 12, break_long_words=False)) for h in headers], fontsize=8)
+    ax.set_ylabel("\n".join(textwrap.wrap(t.y_label, 40)), fontsize=8)
     ax.set_title("\n".join(title), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     notes = ["n/a: no value (see the table's notes); 0: a measured 0"] if any(v is None for vals in values for v in vals) else []

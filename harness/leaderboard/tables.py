@@ -1,7 +1,7 @@
 """Leaderboard tables from result records and table specs (leaderboards/specs/*.yaml).
 
 A spec names its columns (benchmark, task, metric, scale; ``ci: true`` prints the 95% interval beside the
-value) and its kind:
+value; or benchmark and ``judge``: a number from the result's judge block, e.g. ``judging_cost_usd``) and its kind:
 ``runs`` (one row per evaluated run) or ``method_comparison`` (one table per
 base model + preference data + training budget, one row per method, the base
 model's own row first). Reference rows carry published numbers with a citation.
@@ -57,7 +57,7 @@ def load_spec(path: Path) -> dict:
     if spec["kind"] not in ("runs", "method_comparison"):
         raise SpecError(f"{path}: field 'kind': '{spec['kind']}' is not 'runs' or 'method_comparison'")
     for i, col in enumerate(spec["columns"]):
-        for key in ("header", "benchmark", "task", "metric"):
+        for key in ("header", "benchmark", *(() if "judge" in col else ("task", "metric"))):
             if key not in col:
                 raise SpecError(f"{path}: columns[{i}]: field '{key}' is missing")
     return spec
@@ -82,6 +82,12 @@ def load_references(ref_dir: Path, table: str) -> list[dict]:
 def _score(record: dict, col: dict) -> dict | None:
     if record["benchmark"] != col["benchmark"]:
         return None
+    if "judge" in col:  # a number from the judge block (the judging cost), not a score
+        judge = record.get("judge") or {}
+        value = judge.get(col["judge"])
+        why = ("not judged" if not judge.get("configured") else f"no {col['judge']} recorded (the judge's price is "
+               "unknown: --judge-price-in/--judge-price-out)")
+        return {"value": value, **({} if value is not None else {"unavailable": why})}
     for s in record["scores"]:
         if s["task"] == col["task"] and s["metric"] == col["metric"]:
             return s
@@ -117,6 +123,8 @@ class Results:
         return tuple(x * col.get("scale", 1) for x in s["ci95"]) if s is not None and s.get("ci95") else None
 
     def per_item(self, run_id: str, col: dict) -> list | None:
+        if "judge" in col:
+            return None  # one number per run: no per-item scores, no paired test
         return (self.items.get((run_id, col["benchmark"])) or {}).get(f"{col['task']}:{col['metric']}")
 
 
@@ -126,6 +134,7 @@ class Cell:
     err: float | None = None  # standard error, or the standard deviation over seeds
     ci: tuple[float, float] | None = None
     differs: bool = False  # from the base row, by the paired bootstrap
+    exact: bool = False  # a recorded number (the judging cost), not an estimate: no ± shown
 
 
 def _average(vals: list[float | None]) -> float | None:
@@ -145,7 +154,7 @@ def measured_cells(res: Results, run_ids: list[str], spec: dict, base_id: str | 
             cells.append(Cell(None))
             continue
         if len(run_ids) == 1:
-            cell = Cell(vals[0], ses[0][j], res.ci(run_ids[0], col) if col.get("ci") else None)
+            cell = Cell(vals[0], ses[0][j], res.ci(run_ids[0], col) if col.get("ci") else None, exact="judge" in col)
         else:
             cell = Cell(*mean_std(vals))
         if base_id is not None and base_id not in run_ids:
@@ -188,7 +197,9 @@ def _fmt(v: float | None, digits: int, ci: tuple[float, float] | None = None) ->
 def _fmt_cell(c: Cell, digits: int) -> str:
     if c.value is None:
         return MISSING
-    if c.ci is not None:
+    if c.exact:
+        text = f"{c.value:.{digits}f}"
+    elif c.ci is not None:
         text = _fmt(c.value, digits, c.ci)
     else:
         text = f"{c.value:.{digits}f} ± " + (f"{c.err:.{digits}f}" if c.err is not None else NO_SE)
@@ -303,7 +314,7 @@ def condition_notes(res: Results, run_ids: list[str], spec: dict) -> list[str]:
             conds[text].append(rid)
 
     benches = {c["benchmark"] for c in spec["columns"]}
-    tasks = {c["task"] for c in spec["columns"]}
+    tasks = {c["task"] for c in spec["columns"] if "task" in c}
     for rid in run_ids:
         for rec in res.of(rid):
             if rec["benchmark"] not in benches:
