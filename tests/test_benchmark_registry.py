@@ -129,3 +129,18 @@ def test_a_benchmark_flag_for_a_benchmark_that_does_not_run_is_refused(capsys, t
                  "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]) == 2
     assert "--mtbench-baseline (mtbench)" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()  # refused before anything ran
+
+
+def test_judged_benchmark_names_and_aliases():
+    import pytest
+
+    from harness.judged import _alias_options, benchmark_module, canonical
+
+    assert [canonical(n) for n in ("MT-Bench", "alpaca_eval_2", "arena-hard-v0.1", "arena-hard-v2.0")] == [
+        "mtbench", "alpacaeval", "arenahard", "arenahard"]
+    assert benchmark_module("arena-hard-v2.0").__name__ == "harness.judged.arenahard"
+    assert _alias_options("arena-hard-v2.0", {}) == {"version": "v2.0"}
+    assert _alias_options("arena-hard-v2.0", {"version": "v0.1"}) == {"version": "v0.1"}  # explicit wins
+    assert _alias_options("arenahard", {}) == {}
+    with pytest.raises(ValueError, match="unknown judged benchmark 'arena'; choose from mtbench, alpacaeval, arenahard"):
+        canonical("arena")

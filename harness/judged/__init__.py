@@ -64,9 +64,12 @@ def judged_output(name: str, generator, judge_cfg, out_dir: str | Path, limit: i
                   run: dict | None = None, **options):
     """The same run as ``run_judged_benchmark``, returning its scores and files (a ``BenchmarkOutput``, whose
     ``run`` names the model) without building or writing a record: the evaluation runner does that."""
-    if _key(name) in ("arenahardv20", "arenahardv2"):
-        options.setdefault("version", "v2.0")
-    return benchmark_module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **options)
+    return benchmark_module(name).run(generator, judge_cfg, Path(out_dir), limit, run=run, **_alias_options(name, options))
+
+
+def _alias_options(name: str, options: dict) -> dict:
+    """What a versioned alias implies (``arena-hard-v2.0`` -> ``version="v2.0"``) unless given explicitly."""
+    return {"version": "v2.0", **options} if _key(name) in ("arenahardv20", "arenahardv2") else options
 
 
 def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str | Path, limit: int | None = None, *,
@@ -84,6 +87,7 @@ def judge_saved_answers(name: str, answer_files: list, judge_cfg, out_dir: str |
         if not f.is_file():
             raise FileNotFoundError(f"answers file not found: {f}")
     m = benchmark_module(name)
+    options = _alias_options(name, options)
     started = now()
     if hasattr(m, "run_many"):  # scores every model together (Arena-Hard, as upstream)
         outs = m.run_many(None, judge_cfg, Path(out_dir), limit, runs=[run] if run else None,
