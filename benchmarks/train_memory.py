@@ -61,18 +61,9 @@ def longest_pairs(model: Path, data_dir: Path, n: int, max_length: int) -> tuple
 
 
 def one_vocab(vocab: int, args, data_dir: Path) -> dict:
-    from tqdm.auto import tqdm
-
     model = tt.bench_model(args.hidden, args.layers, vocab, data_dir)
     pairs, tokens = longest_pairs(model, data_dir, args.pairs, args.max_length)
-    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
-    s = {"model": str(model), "rows": rows, "batch_size": args.batch_size, "max_length": args.max_length,
-         "lr": args.lr, "seed": 0, "threads": args.threads, "ref_batch_size": args.batch_size}
-    n_steps = -(-args.pairs // args.batch_size)
-    runs: dict[str, list] = {c: [] for c in args.configs}
-    order = [c for _ in range(args.repeats) for c in args.configs]
-    for name in tqdm(order, desc=f"vocab {vocab}", file=sys.stderr):
-        runs[name].append(tt.run_config(name, s))
+    runs, n_steps = tt.run_interleaved(model, pairs, args, args.batch_size, f"vocab {vocab}")
     res = tt.summarise(runs, n_steps, tokens)
     keep = ("peak_rss_mb", "peak_rss_delta_mb", "rss_after_imports_mb", "steps_per_s", "tokens_per_s",
             "tokens_per_s_per_run", "end_to_end_s", "step_losses", "logps")

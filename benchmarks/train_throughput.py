@@ -358,21 +358,26 @@ def ratios(res: dict, n_steps: int) -> dict:
     }
 
 
-def run(args) -> dict:
+def run_interleaved(model, pairs, args, ref_batch_size: int, desc: str) -> tuple[dict, int]:
+    """Every configuration ``args.repeats`` times on the same rows, interleaved (load drifts hit all alike):
+    {configuration: [run results]} and the number of steps of one epoch."""
     from tqdm.auto import tqdm
 
-    data_dir = Path(args.data_dir or os.environ.get("HARNESS_DATA_DIR") or ROOT.parent / "shared" / "data")
-    model = bench_model(args.hidden, args.layers, args.vocab, data_dir)
-    pairs, tokens = select_pairs(model, data_dir, args.pairs, args.max_length)
     # Prompt as messages, answers as strings: our loader's form; the TRL worker wraps answers as messages.
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     settings = {"model": str(model), "rows": rows, "batch_size": args.batch_size, "max_length": args.max_length,
-                "lr": args.lr, "seed": 0, "threads": args.threads, "ref_batch_size": args.ref_batch_size}
-    n_steps = -(-args.pairs // args.batch_size)
+                "lr": args.lr, "seed": 0, "threads": args.threads, "ref_batch_size": ref_batch_size}
     runs: dict[str, list] = {name: [] for name in args.configs}
-    order = [name for _ in range(args.repeats) for name in args.configs]  # interleaved: load drifts hit all alike
-    for name in tqdm(order, desc="configuration runs", file=sys.stderr, disable=False):
+    for name in tqdm([name for _ in range(args.repeats) for name in args.configs], desc=desc, file=sys.stderr):
         runs[name].append(run_config(name, settings))
+    return runs, -(-len(pairs) // args.batch_size)
+
+
+def run(args) -> dict:
+    data_dir = Path(args.data_dir or os.environ.get("HARNESS_DATA_DIR") or ROOT.parent / "shared" / "data")
+    model = bench_model(args.hidden, args.layers, args.vocab, data_dir)
+    pairs, tokens = select_pairs(model, data_dir, args.pairs, args.max_length)
+    runs, n_steps = run_interleaved(model, pairs, args, args.ref_batch_size, "configuration runs")
     res = summarise(runs, n_steps, tokens)
     import torch
     import transformers
