@@ -274,3 +274,7 @@ def test_judging_cost_per_model_survives_a_rerun_from_the_cache_and_reaches_the_
     row = next(line for line in md.splitlines() if line.startswith("| alpaca-13b"))
     assert f"| {by_hand:.2f} |" in row and row.count("–") == 2  # AlpacaEval, Arena-Hard: not run
     assert any(p.name == "judge_cost.md" for p in boards["written"])
+    (tmp_path / "empty").mkdir()
+    regenerate(tmp_path / "empty", tmp_path / "lb0", plot=False)  # no judged result: the table says so
+    assert "no result of alpacaeval, arenahard, mtbench in the results directory yet" in (
+        tmp_path / "lb0" / "judge_cost.md").read_text()

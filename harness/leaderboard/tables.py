@@ -377,6 +377,9 @@ def runs_table(spec: dict, res: Results, refs: list[dict]) -> Table:
     r_rows, r_vals, r_labels, ref_notes = _references(spec, refs, 3)
     tested = any(base_of(res, g[0]) is not None for g in configs)
     notes = legend_notes(configs, tested) + condition_notes(res, run_ids, spec) + ref_notes
+    if not rows and not r_rows:  # an empty table says why it is empty
+        notes.append(f"no result of {', '.join(sorted({c['benchmark'] for c in spec['columns']}))} in the results "
+                     "directory yet")
     return Table(spec["name"], spec["title"], _headers(spec, ["Model", "Method", "Source"]),
                  rows + r_rows, values + r_vals, labels + r_labels, notes, y_label=spec.get("y_label", "score"),
                  published=r_labels, not_comparable=bad if r_labels else [], run_ids=run_ids)
