@@ -105,22 +105,19 @@ def build(tables_yaml: Path) -> dict[str, dict]:
     h4 = ("; H4 is the paper's mean of ARC, HellaSwag, MMLU and TruthfulQA, not the six-task Avg, which stays "
           "empty (no Winogrande or GSM8K reported)")
     out = {}
-    out["dgpo_openllm_paper.yaml"] = {
-        "about": "DGPO paper, Open LLM Leaderboard tasks per method (Tables 4 and 8). Scored with lm-evaluation-harness; "
-                 "the paper states neither shots nor metrics. Avg is the paper's printed Average. One decimal as printed.",
-        "tables": ["openllm_v1", "method_comparison"],
-        "columns": {"dgpo-table-4": DGPO_OPENLLM, "dgpo-table-8": DGPO_OPENLLM},
-        "rows": _dgpo_rows(tables, "dgpo-table-4", DGPO_OPENLLM, "lm-evaluation-harness, shots not stated")
-                + _dgpo_rows(tables, "dgpo-table-8", DGPO_OPENLLM, "lm-evaluation-harness, shots not stated"),
-    }
-    out["dgpo_mtbench_paper.yaml"] = {
-        "about": "DGPO paper, MT-Bench per method (the table inside Fig. 4 and Table 7): FastChat with GPT-4-1106-preview "
-                 "as judge (§4.3), not FastChat's default GPT-4 judge.",
-        "tables": ["judged"],
-        "columns": {"dgpo-fig-4-table": DGPO_MTBENCH, "dgpo-table-7": DGPO_MTBENCH},
-        "rows": _dgpo_rows(tables, "dgpo-fig-4-table", DGPO_MTBENCH, "FastChat, judge GPT-4-1106-preview (§4.3)")
-                + _dgpo_rows(tables, "dgpo-table-7", DGPO_MTBENCH, "FastChat, judge GPT-4-1106-preview (§4.3)"),
-    }
+    def dgpo_file(about, boards, table_ids, columns, how):
+        return {"about": about, "tables": boards, "columns": {t: columns for t in table_ids},
+                "rows": [row for t in table_ids for row in _dgpo_rows(tables, t, columns, how)]}
+
+    out["dgpo_openllm_paper.yaml"] = dgpo_file(
+        "DGPO paper, Open LLM Leaderboard tasks per method (Tables 4 and 8). Scored with lm-evaluation-harness; "
+        "the paper states neither shots nor metrics. Avg is the paper's printed Average. One decimal as printed.",
+        ["openllm_v1", "method_comparison"], ("dgpo-table-4", "dgpo-table-8"), DGPO_OPENLLM,
+        "lm-evaluation-harness, shots not stated")
+    out["dgpo_mtbench_paper.yaml"] = dgpo_file(
+        "DGPO paper, MT-Bench per method (the table inside Fig. 4 and Table 7): FastChat with GPT-4-1106-preview "
+        "as judge (§4.3), not FastChat's default GPT-4 judge.",
+        ["judged"], ("dgpo-fig-4-table", "dgpo-table-7"), DGPO_MTBENCH, "FastChat, judge GPT-4-1106-preview (§4.3)")
     out["smaug_openllm_paper.yaml"] = {
         "about": "Smaug paper, Open LLM Leaderboard v1 (six tasks) as of 2024-02-01: Table 1 (top five), Table 3 (top 20) "
                  "and Table 4 (under 35B). A model printed in two tables is one row citing both.",
